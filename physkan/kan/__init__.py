@@ -1,0 +1,28 @@
+"""KAN core: basis families, layers, networks, grids and regularisation."""
+
+from physkan.kan.basis import (
+    BasisFamily,
+    BSplineBasis,
+    GaussianRBFBasis,
+    UnknownBasisError,
+    available_basis_families,
+    get_basis_family,
+    register_basis_family,
+)
+from physkan.kan.layer import KANLayer
+from physkan.kan.network import KAN, Activations, MultKAN, parse_width
+
+__all__ = [
+    "Activations",
+    "BSplineBasis",
+    "BasisFamily",
+    "GaussianRBFBasis",
+    "KAN",
+    "KANLayer",
+    "MultKAN",
+    "UnknownBasisError",
+    "available_basis_families",
+    "get_basis_family",
+    "parse_width",
+    "register_basis_family",
+]

@@ -1,0 +1,174 @@
+"""Find, read and validate problem files.
+
+``load_problem(x)`` resolves ``x`` in this order:
+
+1. an existing file path (``problems/pendulum.toml``);
+2. a built-in name — the stem of a file in ``physkan/problems/builtin`` (``"pendulum"``);
+3. a name registered with :func:`register_problem` (plugins, ``physkan_problems`` hook).
+
+Every failure is a one-line :class:`~physkan.problems.errors.ProblemError`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from .errors import ProblemError, format_validation_error
+from .spec import ProblemSpec, allowed_keys
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+__all__ = [
+    "BUILTIN_DIR",
+    "EXTRA_SOURCES",
+    "ProblemSummary",
+    "builtin_names",
+    "list_problems",
+    "load_problem",
+    "problem_from_dict",
+    "read_toml",
+    "register_problem",
+]
+
+#: directory of the problem files shipped with physkan (package data).
+BUILTIN_DIR = Path(__file__).resolve().parent / "builtin"
+
+#: problems added at run time (by plugins): name -> spec or path of a TOML file.
+EXTRA_SOURCES: dict[str, ProblemSpec | Path] = {}
+
+
+@dataclass(frozen=True)
+class ProblemSummary:
+    """One row of :func:`list_problems`; ``source`` is ``builtin``, a path or ``plugin``."""
+
+    name: str
+    type: str
+    description: str
+    source: str
+
+
+def builtin_names() -> list[str]:
+    """Names of the built-in problems, sorted."""
+    return sorted(p.stem for p in BUILTIN_DIR.glob("*.toml"))
+
+
+def register_problem(name: str, spec_or_path: ProblemSpec | str | Path) -> None:
+    """Make ``load_problem(name)`` return ``spec_or_path`` (a spec or a TOML path).
+
+    Built-in names cannot be shadowed; re-registering a plugin name replaces it.
+    """
+    if name in builtin_names():
+        raise ValueError(f"problem name {name!r} is taken by a built-in problem")
+    if not isinstance(spec_or_path, ProblemSpec):
+        spec_or_path = Path(spec_or_path)
+    EXTRA_SOURCES[name] = spec_or_path
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """Parse a TOML file; malformed files raise ``ProblemError`` with line and column."""
+    path = Path(path)
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as err:
+        raise ProblemError(f"{path}: malformed TOML: {err}", source=path) from None
+    except UnicodeDecodeError as err:
+        raise ProblemError(f"{path}: not UTF-8 text ({err.reason})", source=path) from None
+    except OSError as err:
+        raise ProblemError(f"{path}: cannot read ({err.strerror})", source=path) from None
+
+
+def problem_from_dict(
+    data: Mapping[str, Any],
+    source: str | Path | None = None,
+    base_dir: str | Path | None = None,
+) -> ProblemSpec:
+    """Validate a parsed problem file.
+
+    Args:
+        data: the parsed TOML (or an equivalent dict).
+        source: shown at the start of error messages and kept as ``spec.source``.
+        base_dir: a relative ``[data].file`` is taken relative to this directory.
+    """
+    raw = dict(data)
+    section = raw.get("data")
+    if base_dir is not None and isinstance(section, dict) and isinstance(section.get("file"), str):
+        file = Path(section["file"]).expanduser()
+        if not file.is_absolute():
+            raw["data"] = {**section, "file": str(Path(base_dir).resolve() / file)}
+    try:
+        spec = ProblemSpec.model_validate(raw)
+    except ValidationError as err:
+        problem_type = raw.get("type") if isinstance(raw.get("type"), str) else None
+        raise format_validation_error(
+            err, source, lambda loc: allowed_keys(problem_type, loc)
+        ) from None
+    spec._source = None if source is None else str(source)
+    return spec
+
+
+def _load_file(path: Path) -> ProblemSpec:
+    if path.is_dir():
+        raise ProblemError(f"{path}: is a directory, expected a .toml problem file", source=path)
+    return problem_from_dict(read_toml(path), source=path, base_dir=path.parent)
+
+
+def _unknown(name: str) -> ProblemError:
+    known = [*builtin_names(), *sorted(EXTRA_SOURCES)]
+    close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+    hint = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
+    looks_like_path = name.endswith(".toml") or "/" in name or "\\" in name
+    what = "no such problem file" if looks_like_path else "unknown problem"
+    return ProblemError(
+        f"{what} {name!r}; {hint}built-in problems: {', '.join(builtin_names())}"
+        f"{'; registered: ' + ', '.join(sorted(EXTRA_SOURCES)) if EXTRA_SOURCES else ''}"
+        "; or give the path of a .toml file",
+        source=name,
+    )
+
+
+def load_problem(name_or_path: str | Path) -> ProblemSpec:
+    """Load and validate a problem given a file path, a built-in name or a registered name."""
+    path = Path(name_or_path).expanduser()
+    if path.exists():
+        return _load_file(path)
+    name = str(name_or_path)
+    builtin = BUILTIN_DIR / f"{name}.toml"
+    if "/" not in name and builtin.is_file():
+        spec = _load_file(builtin)
+        spec._source = f"builtin:{name}"
+        return spec
+    if name in EXTRA_SOURCES:
+        entry = EXTRA_SOURCES[name]
+        if isinstance(entry, ProblemSpec):
+            spec = entry.model_copy(deep=True)
+            spec._source = entry.source or f"plugin:{name}"
+            return spec
+        return _load_file(entry)
+    raise _unknown(name)
+
+
+def list_problems() -> list[ProblemSummary]:
+    """Summaries of the built-in and registered problems (broken ones show their error)."""
+    rows = []
+    names = [(n, "builtin") for n in builtin_names()] + [(n, "plugin") for n in EXTRA_SOURCES]
+    for name, origin in names:
+        entry = EXTRA_SOURCES.get(name)
+        source = origin if not isinstance(entry, Path) else str(entry)
+        try:
+            spec = load_problem(name)
+        except ProblemError as err:
+            rows.append(ProblemSummary(name, "error", str(err), source))
+            continue
+        rows.append(ProblemSummary(name, spec.type, spec.description, source))
+    return rows

@@ -1,0 +1,64 @@
+"""Symbolic toolkit: function library, affine fitting, constant snapping, equivalence checks.
+
+Pure functions on tensors and sympy expressions; the KAN network calls into these.
+"""
+
+from physkan.symbolic.equivalence import Equivalence, equivalent, parse_expression
+from physkan.symbolic.fit import (
+    AffineFit,
+    Candidate,
+    affine_fit,
+    fit_coefficients_closed_form,
+    score_candidate,
+    suggest_symbolic,
+)
+from physkan.symbolic.library import (
+    DEFAULT_LIBRARY,
+    SymbolicFunction,
+    UnknownSymbolicError,
+    available_symbolic,
+    get_symbolic,
+    register_symbolic,
+    resolve_library,
+)
+from physkan.symbolic.simplify import (
+    DEFAULT_CONSTANTS,
+    clean_formula,
+    formula_error,
+    lambdify_numpy,
+    lambdify_torch,
+    snap_constants,
+    snap_to_data,
+    snap_value,
+    to_latex,
+    to_text,
+)
+
+__all__ = [
+    "DEFAULT_CONSTANTS",
+    "DEFAULT_LIBRARY",
+    "AffineFit",
+    "Candidate",
+    "Equivalence",
+    "SymbolicFunction",
+    "UnknownSymbolicError",
+    "affine_fit",
+    "available_symbolic",
+    "clean_formula",
+    "equivalent",
+    "fit_coefficients_closed_form",
+    "formula_error",
+    "get_symbolic",
+    "lambdify_numpy",
+    "lambdify_torch",
+    "parse_expression",
+    "register_symbolic",
+    "resolve_library",
+    "score_candidate",
+    "snap_constants",
+    "snap_to_data",
+    "snap_value",
+    "suggest_symbolic",
+    "to_latex",
+    "to_text",
+]

@@ -1,0 +1,373 @@
+"""Turning raw KAN formulas into readable ones: constant snapping, cheap cleanup, export.
+
+* :func:`snap_constants` replaces every sympy ``Float`` by a nearby simple number
+  (``p/q`` with ``q <= max_denominator`` or ``p/q`` times/over a known constant such as
+  ``pi``) when the relative difference is at most ``tolerance``.
+* :func:`snap_to_data` does the same constant by constant, but keeps a snap only when the
+  formula's error on data does not get worse (up to a small slack).
+* :func:`clean_formula` tries a handful of cheap, safe rewrites and keeps the shortest.
+* :func:`to_text`, :func:`to_latex`, :func:`lambdify_torch` export the result.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from fractions import Fraction
+
+import numpy as np
+import sympy
+import torch
+from sympy.printing.lambdarepr import LambdaPrinter
+from torch import Tensor
+
+__all__ = [
+    "DEFAULT_CONSTANTS",
+    "clean_formula",
+    "formula_error",
+    "lambdify_numpy",
+    "lambdify_torch",
+    "snap_constants",
+    "snap_to_data",
+    "snap_value",
+    "to_latex",
+    "to_text",
+]
+
+#: Constants a float may be a simple multiple (``p/q·K``) or fraction (``p/(q·K)``) of.
+DEFAULT_CONSTANTS: tuple[sympy.Expr, ...] = (
+    sympy.pi,
+    sympy.E,
+    sympy.sqrt(2),
+    sympy.sqrt(3),
+    sympy.sqrt(sympy.pi),
+    sympy.sqrt(2 * sympy.pi),
+)
+
+VariableLike = str | sympy.Symbol
+
+
+# --------------------------------------------------------------------------- snapping
+
+
+def _rational_near(r: float, tolerance: float, max_denominator: int, max_numerator: int):
+    """Closest ``p/q`` (``q <= max_denominator``, ``|p| <= max_numerator``) within ``tolerance``."""
+    if not math.isfinite(r) or r == 0.0:
+        return None
+    frac = Fraction(r).limit_denominator(max_denominator)
+    if frac == 0 or abs(frac.numerator) > max_numerator:
+        return None
+    if abs(float(frac) - r) <= tolerance * abs(r):
+        return frac
+    return None
+
+
+def snap_value(
+    value: float,
+    *,
+    tolerance: float = 1e-4,
+    max_denominator: int = 12,
+    max_numerator: int = 1000,
+    constants: Sequence[sympy.Expr] = DEFAULT_CONSTANTS,
+    zero_threshold: float = 0.0,
+) -> sympy.Expr | None:
+    """The simplest exact number within relative ``tolerance`` of ``value``, else ``None``.
+
+    Tried in order: ``0`` (if ``|value| <= zero_threshold``), ``p/q`` (``q <= max_denominator``,
+    ``|p| <= max_numerator``), then for each constant ``K`` in order ``p/q·K`` and ``p/(q·K)``
+    (``|p| <= min(max_numerator, 4·max_denominator)``, so ``1234.57`` does not become
+    ``393·pi``).
+    """
+    v = float(value)
+    if not math.isfinite(v):
+        return None
+    if v == 0.0 or abs(v) <= zero_threshold:
+        return sympy.Integer(0)
+    frac = _rational_near(v, tolerance, max_denominator, max_numerator)
+    if frac is not None:
+        return sympy.Rational(frac.numerator, frac.denominator)
+    const_numerator = min(max_numerator, 4 * max_denominator)
+    for k in constants:
+        kv = float(k)
+        for factor, r in ((k, v / kv), (1 / k, v * kv)):
+            frac = _rational_near(r, tolerance, max_denominator, const_numerator)
+            if frac is not None:
+                return sympy.Rational(frac.numerator, frac.denominator) * factor
+    return None
+
+
+def snap_constants(
+    expr: sympy.Expr,
+    *,
+    tolerance: float = 1e-4,
+    max_denominator: int = 12,
+    constants: Sequence[sympy.Expr] = DEFAULT_CONSTANTS,
+    zero_threshold: float = 0.0,
+    max_numerator: int = 1000,
+) -> sympy.Expr:
+    """Replace every ``Float`` in ``expr`` by :func:`snap_value` where one is found.
+
+    Examples: ``0.49999 → 1/2``, ``2.0000003 → 2``, ``3.14159 → pi``, ``1.5708 → pi/2``,
+    ``6.2832 → 2*pi``; floats with no simple neighbour are kept. ``x**2.0`` becomes ``x**2``.
+    """
+    expr = sympy.sympify(expr)
+    mapping = {}
+    for f in expr.atoms(sympy.Float):
+        snapped = snap_value(
+            float(f), tolerance=tolerance, max_denominator=max_denominator,
+            max_numerator=max_numerator, constants=constants, zero_threshold=zero_threshold,
+        )  # fmt: skip
+        if snapped is not None:
+            mapping[f] = snapped
+    return expr.xreplace(mapping) if mapping else expr
+
+
+def _symbols_for(expr: sympy.Expr, variables: Sequence[VariableLike]) -> list[sympy.Symbol]:
+    """Symbols of ``expr`` in the order of ``variables`` (matched by name)."""
+    by_name = {s.name: s for s in expr.free_symbols if isinstance(s, sympy.Symbol)}
+    names = [v.name if isinstance(v, sympy.Symbol) else str(v) for v in variables]
+    extra = sorted(set(by_name) - set(names))
+    if extra:
+        raise ValueError(
+            f"expression depends on {', '.join(extra)} which is not among the variables "
+            f"({', '.join(names)})"
+        )
+    return [by_name.get(n, sympy.Symbol(n)) for n in names]
+
+
+def lambdify_numpy(
+    expr: sympy.Expr, variables: Sequence[VariableLike]
+) -> Callable[[np.ndarray], np.ndarray]:
+    """float64 numpy evaluator ``X (N, n_vars) -> (N,)``; domain errors give NaN, not warnings."""
+    expr = sympy.sympify(expr)
+    syms = _symbols_for(expr, variables)
+    fn = sympy.lambdify(syms, expr, modules="numpy")
+
+    def evaluate(X: np.ndarray) -> np.ndarray:
+        arr = np.asarray(X, dtype=np.float64)
+        if arr.ndim == 1:
+            arr = arr[:, None]
+        with np.errstate(all="ignore"):
+            out = fn(*[arr[:, i] for i in range(arr.shape[1])])
+            out = np.asarray(out)
+            if np.iscomplexobj(out):
+                out = np.where(np.abs(out.imag) <= 1e-12 * np.abs(out.real), out.real, np.nan)
+            out = np.asarray(out, dtype=np.float64)
+        return np.broadcast_to(out, (arr.shape[0],)).copy()
+
+    return evaluate
+
+
+def formula_error(expr: sympy.Expr, variables: Sequence[VariableLike], X, y) -> float:
+    """Root-mean-square error of ``expr`` on data ``X (N, n_vars)``, ``y (N,)`` (``inf`` if
+    any prediction is non-finite)."""
+    pred = lambdify_numpy(expr, variables)(_as_array(X))
+    target = _as_array(y).reshape(-1)
+    if not np.all(np.isfinite(pred)):
+        return math.inf
+    return float(np.sqrt(np.mean((pred - target) ** 2)))
+
+
+def _as_array(a) -> np.ndarray:
+    if isinstance(a, Tensor):
+        a = a.detach().cpu().double().numpy()
+    return np.asarray(a, dtype=np.float64)
+
+
+def snap_to_data(
+    expr: sympy.Expr,
+    variables: Sequence[VariableLike],
+    X,
+    y,
+    *,
+    tolerances: Sequence[float] = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2),
+    max_denominator: int = 12,
+    constants: Sequence[sympy.Expr] = DEFAULT_CONSTANTS,
+    rel_slack: float = 1e-3,
+    abs_slack: float = 1e-9,
+    try_zero: bool = True,
+) -> sympy.Expr:
+    """Snap constants one at a time, keeping each snap only if the data still agree.
+
+    Args:
+        expr: formula with ``Float`` constants.
+        variables: names (or symbols) of the columns of ``X``.
+        X: ``(N, n_vars)`` inputs (array or tensor); y: ``(N,)`` targets.
+        tolerances: relative snapping tolerances tried from tight to loose per constant.
+        rel_slack, abs_slack: a snap is kept when ``rmse_new <= rmse_0·(1 + rel_slack) +
+            abs_slack·rms(y)`` where ``rmse_0`` is the error of the unsnapped formula.
+        try_zero: also try replacing a constant by 0 (drops negligible terms/shifts).
+
+    Constants are visited from largest to smallest magnitude. Returns the snapped formula.
+    """
+    expr = sympy.sympify(expr)
+    Xa, ya = _as_array(X), _as_array(y).reshape(-1)
+    base = formula_error(expr, variables, Xa, ya)
+    if not math.isfinite(base):
+        return expr
+    allowed = base * (1.0 + rel_slack) + abs_slack * float(np.sqrt(np.mean(ya**2)))
+    current = expr
+    floats = sorted(expr.atoms(sympy.Float), key=lambda f: (-abs(float(f)), float(f)))
+    for f in floats:
+        if f not in current.atoms(sympy.Float):
+            continue
+        options: list[sympy.Expr] = []
+        for tol in sorted(tolerances):
+            s = snap_value(float(f), tolerance=tol, max_denominator=max_denominator,
+                           constants=constants)  # fmt: skip
+            if s is not None and s not in options:
+                options.append(s)
+        if try_zero and sympy.Integer(0) not in options:
+            options.append(sympy.Integer(0))
+        for option in options:
+            trial = current.xreplace({f: option})
+            try:
+                err = formula_error(trial, variables, Xa, ya)
+            except (TypeError, ValueError, ZeroDivisionError):
+                continue
+            if err <= allowed:
+                current = trial
+                break
+    return current
+
+
+# --------------------------------------------------------------------------- cleanup
+
+
+def _has_trig(expr: sympy.Expr) -> bool:
+    return expr.has(sympy.sin, sympy.cos, sympy.tan, sympy.sinh, sympy.cosh, sympy.tanh)
+
+
+def clean_formula(
+    expr: sympy.Expr, *, max_ops: int = 200, expand_ops: int = 60, simplify_ops: int = 30
+) -> sympy.Expr:
+    """Cheap, safe cleanup: returns the shortest (by ``count_ops``) of a few rewrites.
+
+    Tried: ``powsimp``, ``factor_terms`` (always, if ``count_ops <= max_ops``), ``expand``
+    (if ``<= expand_ops``), ``trigsimp`` and full ``simplify`` (if ``<= simplify_ops``).
+    Expressions above ``max_ops`` are returned unchanged, so this never hangs on big trees.
+    Ties keep the earlier candidate (the input first).
+    """
+    expr = sympy.sympify(expr)
+    ops = sympy.count_ops(expr)
+    if ops > max_ops:
+        return expr
+    steps: list[Callable[[sympy.Expr], sympy.Expr]] = [sympy.powsimp, sympy.factor_terms]
+    if ops <= expand_ops:
+        steps += [sympy.expand, lambda e: sympy.factor_terms(sympy.expand(e))]
+    if ops <= simplify_ops:
+        if _has_trig(expr):
+            steps.append(sympy.trigsimp)
+        steps.append(sympy.simplify)
+    best, best_ops = expr, ops
+    for step in steps:
+        try:
+            cand = step(expr)
+        except Exception:  # noqa: BLE001 - a failed rewrite just is not a candidate
+            continue
+        cand_ops = sympy.count_ops(cand)
+        if cand_ops < best_ops:
+            best, best_ops = cand, cand_ops
+    return best
+
+
+def _round_floats(expr: sympy.Expr, digits: int | None) -> sympy.Expr:
+    if digits is None:
+        return expr
+    return expr.xreplace({f: sympy.Float(f, digits) for f in expr.atoms(sympy.Float)})
+
+
+def to_text(expr: sympy.Expr, *, digits: int | None = None) -> str:
+    """Plain-text formula (``sympy.sstr``), floats rounded to ``digits`` significant digits."""
+    return sympy.sstr(_round_floats(sympy.sympify(expr), digits))
+
+
+def to_latex(expr: sympy.Expr, *, digits: int | None = None) -> str:
+    """LaTeX formula, floats rounded to ``digits`` significant digits."""
+    return sympy.latex(_round_floats(sympy.sympify(expr), digits))
+
+
+# --------------------------------------------------------------------------- torch export
+
+
+class _TorchLambdaPrinter(LambdaPrinter):
+    """LambdaPrinter whose output only uses names of :data:`_TORCH_NAMESPACE`."""
+
+    def _print_sign(self, expr: sympy.Expr) -> str:
+        return f"sign({self._print(expr.args[0])})"
+
+    def _print_Exp1(self, expr: sympy.Expr) -> str:
+        return "e"
+
+    def _print_Max(self, expr: sympy.Expr) -> str:
+        return self._fold("maximum", expr.args)
+
+    def _print_Min(self, expr: sympy.Expr) -> str:
+        return self._fold("minimum", expr.args)
+
+    def _print_Heaviside(self, expr: sympy.Expr) -> str:
+        return f"heaviside({self._print(expr.args[0])})"
+
+    def _fold(self, name: str, args) -> str:
+        out = self._print(args[0])
+        for a in args[1:]:
+            out = f"{name}({out}, {self._print(a)})"
+        return out
+
+
+def _tensorise(fn: Callable[..., Tensor]) -> Callable[..., Tensor]:
+    def wrapped(*args):
+        return fn(*[a if isinstance(a, Tensor) else torch.tensor(float(a), dtype=torch.float64)
+                    for a in args])  # fmt: skip
+
+    return wrapped
+
+
+_TORCH_NAMESPACE: dict[str, object] = {
+    name: _tensorise(getattr(torch, tname))
+    for name, tname in {
+        "sin": "sin", "cos": "cos", "tan": "tan", "exp": "exp", "log": "log", "sqrt": "sqrt",
+        "sinh": "sinh", "cosh": "cosh", "tanh": "tanh", "asin": "asin", "acos": "acos",
+        "atan": "atan", "asinh": "asinh", "acosh": "acosh", "atanh": "atanh",
+        "sign": "sign", "maximum": "maximum", "minimum": "minimum", "atan2": "atan2",
+    }.items()
+}  # fmt: skip
+_TORCH_NAMESPACE.update(
+    pi=math.pi,
+    e=math.e,
+    abs=abs,
+    heaviside=_tensorise(lambda t: (t > 0).to(t.dtype) + 0.5 * (t == 0).to(t.dtype)),
+)
+
+
+def lambdify_torch(
+    expr: sympy.Expr | str, variables: Sequence[VariableLike]
+) -> Callable[[Tensor], Tensor]:
+    """Torch evaluator of a formula: ``X (N, n_vars) -> (N,)`` (differentiable, keeps dtype).
+
+    ``variables`` gives the column order of ``X``; strings are parsed with
+    :func:`physkan.symbolic.equivalence.parse_expression`. Plain (unguarded) torch functions
+    are used, so ``log`` of a negative number gives NaN, as the formula says.
+    """
+    if isinstance(expr, str):
+        from physkan.symbolic.equivalence import parse_expression
+
+        expr = parse_expression(expr, variables)
+    expr = sympy.sympify(expr)
+    syms = _symbols_for(expr, variables)
+    printer = _TorchLambdaPrinter(
+        {"fully_qualified_modules": False, "inline": True, "allow_unknown_functions": True}
+    )
+    fn = sympy.lambdify(syms, expr, modules=[_TORCH_NAMESPACE], printer=printer)
+
+    def evaluate(X: Tensor) -> Tensor:
+        if X.ndim == 1:
+            X = X.unsqueeze(1)
+        out = fn(*[X[:, i] for i in range(X.shape[1])])
+        if not isinstance(out, Tensor):
+            out = torch.tensor(float(out), dtype=X.dtype)
+        if out.dtype != X.dtype and X.is_floating_point():
+            out = out.to(X.dtype)
+        return out.expand(X.shape[0]) if out.ndim == 0 else out
+
+    return evaluate
