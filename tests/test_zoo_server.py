@@ -90,7 +90,9 @@ def test_50_concurrent_uploads(server: ServerProcess, http: httpx.Client, tmp_pa
     assert listing["total"] == 26
 
 
-def test_200_concurrent_downloads(server: ServerProcess, http: httpx.Client, tmp_path: Path) -> None:
+def test_200_concurrent_downloads(
+    server: ServerProcess, http: httpx.Client, tmp_path: Path
+) -> None:
     for i in range(4):
         make_model_file(tmp_path / f"d{i}.h5", f"dl-{i}", seed=100 + i, n=2048)
         assert _upload(http, (tmp_path / f"d{i}.h5").read_bytes()).status_code == 201
@@ -237,8 +239,10 @@ def test_sigkill_mid_upload_leaves_no_partial_model(tmp_path: Path) -> None:
         t = threading.Thread(target=send)
         t.start()
         assert started.wait(30)
-        time.sleep(0.2)
-        partial = list(LocalZoo(root).uploads_dir.iterdir())
+        uploads = LocalZoo(root).uploads_dir
+        deadline = time.monotonic() + 15
+        while not (partial := list(uploads.iterdir())) and time.monotonic() < deadline:
+            time.sleep(0.05)
         srv.kill()
         t.join(30)
         assert errors and partial  # the upload was in flight when the server died

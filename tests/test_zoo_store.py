@@ -73,6 +73,31 @@ def test_round_trip_is_bitwise(tmp_path: Path, linear_hooks: None) -> None:
     assert loaded.card == entry.card
 
 
+def test_real_kan_round_trip_through_physkan_io(tmp_path: Path) -> None:
+    """The default hooks (physkan.io) with a real KAN, once the model layer exists."""
+    kan = pytest.importorskip("physkan.kan")
+    pytest.importorskip("physkan.io")
+    model = kan.KAN([2, 3, 1])
+    ref = register_model(model, name="kan-demo", formula="x1*x2", zoo=tmp_path)
+    got = load("kan-demo", zoo=tmp_path)
+    assert type(got) is type(model) and got.card.formula == "x1*x2"
+    assert got.config() == model.config()
+    for key, value in model.state_dict().items():
+        assert torch.equal(got.state_dict()[key], value), key
+    x = torch.rand(5, 2) * 2 - 1
+    assert torch.equal(got(x), model(x)) and ref.version == 1
+
+
+def test_unstorable_model_is_a_zoo_error(tmp_path: Path) -> None:
+    pytest.importorskip("physkan.io")
+    with pytest.raises(ZooError, match="cannot store"):
+        register_model(torch.nn.Linear(2, 2), name="plain", zoo=tmp_path)
+    path = tmp_path / "m.h5"
+    make_model_file(path)  # config kind "stand-in" is unknown to physkan.io
+    with pytest.raises(ZooError, match="cannot rebuild"):
+        store.build_model(read_model_file(path))
+
+
 def test_tensor_names_dtypes_and_shapes(tmp_path: Path) -> None:
     state = {
         "a/b": np.array(2.5),
@@ -106,7 +131,9 @@ def test_no_pickle_and_config_needs_kind(tmp_path: Path) -> None:
     assert not list(tmp_path.iterdir())
 
 
-def test_write_error_mid_write_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_write_error_mid_write_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     calls = []
 
     def boom(group: object, name: str, arr: np.ndarray) -> None:

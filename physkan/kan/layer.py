@@ -46,7 +46,9 @@ class KANLayer(nn.Module):
         scale_base_mu, scale_base_sigma: ``scale_base ~ mu + sigma * U(-1, 1) / sqrt(in)``.
         base_fun: ``"silu"``, ``"identity"`` or ``"zero"`` (no residual branch).
         grid_eps: mixing of a uniform grid into the quantile grid in :meth:`update_grid`
-            (0 = pure quantiles, 1 = uniform).
+            (0 = pure sample quantiles, 1 = uniform over the sample range). The default 1
+            keeps grids uniform: updates then preserve the function best and the fast
+            closed-form basis path applies. pykan uses 0.02.
         generator: random generator used for initialisation (for seeded models).
 
     Shapes: ``forward(x)`` maps ``(N, in_dim)`` to ``(N, out_dim)``.
@@ -64,7 +66,7 @@ class KANLayer(nn.Module):
         scale_base_mu: float = 0.0,
         scale_base_sigma: float = 1.0,
         base_fun: str = "silu",
-        grid_eps: float = 0.02,
+        grid_eps: float = 1.0,
         generator: torch.Generator | None = None,
     ) -> None:
         super().__init__()
@@ -230,9 +232,10 @@ class KANLayer(nn.Module):
         a = basis.permute(1, 0, 2)  # (in, N, nb')
         rhs = old.permute(1, 0, 2)  # (in, N, out)
         coef = _lstsq(a, rhs)
-        self.grid = new_grid.to(self.grid)
+        self.grid = new_grid.to(self.grid).contiguous()
         self.grid_size = g
-        self.coef = nn.Parameter(coef.to(self.coef), requires_grad=self.coef.requires_grad)
+        # keep the same Parameter object so optimizers and hooks stay attached
+        self.coef.data = coef.to(self.coef).contiguous()
 
     @torch.no_grad()
     def update_grid(self, x: Tensor, margin: float = 0.0) -> None:
@@ -263,9 +266,11 @@ class KANLayer(nn.Module):
     def refine(self, grid_size: int, n_samples: int | None = None) -> None:
         """Grid extension: switch to ``grid_size`` intervals, preserving the function.
 
-        The new interior knots interpolate the old ones (a uniform grid stays uniform and,
-        when ``grid_size`` is a multiple of ``G``, nested), and ``coef`` is refit by least
-        squares on dense samples of the grid range.
+        New interior knots interpolate the old ones (a uniform grid stays uniform and, when
+        ``grid_size`` is a multiple of ``G``, the old knots are kept), the outer knots are
+        kept, and ``coef`` is refit by least squares on dense samples of the whole support.
+        By knot insertion the old spline then lies exactly in the new space (for nested
+        grids), so the function is preserved everywhere, not only on the grid range.
         """
         _check_positive_int(grid_size, "grid_size (G)", 1)
         old_interior = self.grid_interior()  # (in, G+1)
@@ -273,11 +278,16 @@ class KANLayer(nn.Module):
         pos_new = torch.linspace(0, 1, grid_size + 1, dtype=old_interior.dtype)
         interior = torch.stack([_interp(pos_new, pos_old, row) for row in old_interior.cpu()])
         interior = interior.to(self.grid)
-        n = n_samples or max(256, 8 * (grid_size + self.k))
+        pad = (self.grid.shape[1] - old_interior.shape[1]) // 2
+        if pad > 0:
+            new_grid = torch.cat([self.grid[:, :pad], interior, self.grid[:, -pad:]], dim=1)
+        else:
+            new_grid = self.basis.grid_from_interior(interior, self.k)
+        n = n_samples or max(512, 12 * (grid_size + 2 * self.k))
         t = torch.linspace(0, 1, n, dtype=self.grid.dtype, device=self.grid.device)[:, None]
-        lo, hi = old_interior[:, 0], old_interior[:, -1]
-        x = lo + (hi - lo) * t  # (n, in)
-        self.refit_to_grid(self.basis.grid_from_interior(interior, self.k), x, grid_size)
+        lo, hi = new_grid[:, 0], new_grid[:, -1]
+        x = lo + (hi - lo) * t * (1 - 1e-9)  # (n, in), the support, right end excluded
+        self.refit_to_grid(new_grid, x, grid_size)
 
 
 def _interp(x: Tensor, xp: Tensor, fp: Tensor) -> Tensor:

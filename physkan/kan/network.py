@@ -110,7 +110,7 @@ class MultKAN(nn.Module):
         scale_base_mu: float = 0.0,
         scale_base_sigma: float = 1.0,
         base_fun: str = "silu",
-        grid_eps: float = 0.02,
+        grid_eps: float = 1.0,
     ) -> None:
         super().__init__()
         self.width = parse_width(width)

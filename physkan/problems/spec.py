@@ -123,7 +123,7 @@ class ModelSection(_Section):
     kind: Literal["kan", "s2kan"] = "kan"
     mult_arity: int = Field(2, ge=2)
     grid_range: Range | None = None
-    grid_eps: float = Field(0.02, ge=0, le=1)
+    grid_eps: float = Field(1.0, ge=0, le=1)
     base_fun: str = "silu"
     seed: int = 0
 

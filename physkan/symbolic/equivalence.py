@@ -95,6 +95,8 @@ _FUNCTIONS: dict[str, object] = {
 _TRANSFORMS = (*standard_transformations, convert_xor)
 _PARSE_ERRORS = (SyntaxError, TypeError, TokenError, ValueError, AttributeError, NameError)
 _NAME_RE = re.compile(r"[A-Za-z_][A-Za-z_0-9]*")
+_ALLOWED_CHARS = re.compile(r"[A-Za-z0-9_\s+\-*/^().,]*")
+_FORBIDDEN = re.compile(r"__|\.\s*[A-Za-z_]")
 
 
 @dataclass(frozen=True)
@@ -144,6 +146,11 @@ def parse_expression(
     """
     if not isinstance(text, str):
         raise ValueError(f"expected a formula string, got {type(text).__name__}")
+    if not _ALLOWED_CHARS.fullmatch(text) or _FORBIDDEN.search(text):
+        raise ValueError(
+            f"cannot parse formula {text!r}: only names, numbers, + - * / ^ ** ( ) , and "
+            "spaces are allowed (no attribute access or dunder names)"
+        )
     syms = _canonical_symbols(variables)
     local: dict[str, object] = dict(_FUNCTIONS)
     source = text

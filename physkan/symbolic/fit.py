@@ -20,6 +20,7 @@ Algorithm of :func:`affine_fit` (all arithmetic in float64):
    neighbouring cells of the current best.
 4. ``refine``: Levenberg–Marquardt on ``(a', b', c, d)`` over all points; a step is only
    accepted if it lowers the squared error and stays in the domain.
+5. Periodic functions report ``b`` wrapped into ``[-period/2, period/2)``.
 
 r² is ``1 - SSE/SST`` on all finite points (``1`` when ``y`` is constant).
 """
@@ -276,7 +277,7 @@ def _jacobian(fn: SymbolicFunction, p: _Prepared, prm: Tensor) -> tuple[Tensor, 
     return r, jac
 
 
-def _refine(fn: SymbolicFunction, p: _Prepared, prm: Tensor, steps: int = 20) -> Tensor:
+def _refine(fn: SymbolicFunction, p: _Prepared, prm: Tensor, steps: int = 12) -> Tensor:
     """Levenberg–Marquardt on ``(a', b', c, d)``; only improving, legal steps are taken."""
     sse = _sse(fn, p, prm)
     lam = 1e-3
@@ -334,11 +335,13 @@ def _constant_fit(fn: SymbolicFunction, p: _Prepared) -> AffineFit:
     return AffineFit(a=a, b=b, c=0.0, d=p.y_mean, r2=1.0 if p.y_const else 0.0, name=fn.name)
 
 
-def _to_raw(prm: Tensor, p: _Prepared, name: str, r2: float) -> AffineFit:
+def _to_raw(prm: Tensor, p: _Prepared, fn: SymbolicFunction, r2: float) -> AffineFit:
     a_s, b_s, c, d = (float(v) for v in prm)
     a = a_s / p.half
     b = b_s - a * p.center
-    return AffineFit(a=a, b=b, c=c, d=d, r2=r2, name=name)
+    if fn.period:
+        b -= fn.period * math.floor(b / fn.period + 0.5)
+    return AffineFit(a=a, b=b, c=c, d=d, r2=r2, name=fn.name)
 
 
 def _fit_prepared(
@@ -355,7 +358,7 @@ def _fit_prepared(
     if fn.name == "x":
         c, d, _ = fit_coefficients_closed_form(p.z.unsqueeze(0), p.y)
         prm = torch.tensor([1.0, 0.0, float(c[0]), float(d[0])], dtype=_DT)
-        return _to_raw(prm, p, fn.name, _r2_of(fn, p, prm))
+        return _to_raw(prm, p, fn, _r2_of(fn, p, prm))
     ab = _search_ab(fn, p, a_range, b_range, grid_number, iterations)
     if ab is None:
         return _constant_fit(fn, p)
@@ -369,7 +372,7 @@ def _fit_prepared(
     r2 = _r2_of(fn, p, prm)
     if not math.isfinite(r2):
         return _constant_fit(fn, p)
-    return _to_raw(prm, p, fn.name, r2)
+    return _to_raw(prm, p, fn, r2)
 
 
 def affine_fit(

@@ -59,6 +59,8 @@ class SymbolicFunction:
             fitter uses it to search only ``a >= 0``.
         pole_free: optional vectorised check that an argument interval ``[lo, hi]`` holds no
             pole (``1/x``: does not contain 0; ``tan``: no ``pi/2 + k*pi``).
+        period: period of a periodic function; the fitter reports ``b`` wrapped into
+            ``[-period/2, period/2)``.
     """
 
     name: str
@@ -69,6 +71,7 @@ class SymbolicFunction:
     domain: tuple[float, float] | None = None
     symmetry: str | None = None
     pole_free: IntervalCheck | None = None
+    period: float | None = None
 
     def __call__(self, x: Tensor) -> Tensor:
         return self.torch_fn(x)
@@ -289,6 +292,7 @@ def _add(
     domain: tuple[float, float] | None = None,
     symmetry: str | None = None,
     pole_free: IntervalCheck | None = None,
+    period: float | None = None,
 ) -> None:
     register_symbolic(
         SymbolicFunction(
@@ -300,6 +304,7 @@ def _add(
             domain=domain,
             symmetry=symmetry,
             pole_free=pole_free,
+            period=period,
         )
     )
 
@@ -368,9 +373,18 @@ _add(
 _add("exp", _safe_exp, sympy.exp, 2, "exponential")
 _add("log", _safe_log, sympy.log, 2, "natural logarithm", domain=_POS, pole_free=_no_zero_inside)
 _add("abs", torch.abs, sympy.Abs, 3, "absolute value", symmetry="even")
-_add("sin", torch.sin, sympy.sin, 2, "sine", symmetry="odd")
-_add("cos", torch.cos, sympy.cos, 2, "cosine", symmetry="even")
-_add("tan", _safe_tan, sympy.tan, 3, "tangent", symmetry="odd", pole_free=_no_tan_pole)
+_add("sin", torch.sin, sympy.sin, 2, "sine", symmetry="odd", period=2 * math.pi)
+_add("cos", torch.cos, sympy.cos, 2, "cosine", symmetry="even", period=2 * math.pi)
+_add(
+    "tan",
+    _safe_tan,
+    sympy.tan,
+    3,
+    "tangent",
+    symmetry="odd",
+    pole_free=_no_tan_pole,
+    period=math.pi,
+)
 _add("tanh", torch.tanh, sympy.tanh, 3, "hyperbolic tangent", symmetry="odd")
 _add("sgn", torch.sign, sympy.sign, 3, "sign function", symmetry="odd")
 _add(

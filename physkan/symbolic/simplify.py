@@ -186,6 +186,7 @@ def snap_to_data(
     rel_slack: float = 1e-3,
     abs_slack: float = 1e-9,
     try_zero: bool = True,
+    max_passes: int = 3,
 ) -> sympy.Expr:
     """Snap constants one at a time, keeping each snap only if the data still agree.
 
@@ -198,7 +199,9 @@ def snap_to_data(
             abs_slack·rms(y)`` where ``rmse_0`` is the error of the unsnapped formula.
         try_zero: also try replacing a constant by 0 (drops negligible terms/shifts).
 
-    Constants are visited from largest to smallest magnitude. Returns the snapped formula.
+    Constants are visited from largest to smallest magnitude, in up to ``max_passes`` passes
+    (a snap rejected early can pass once another constant has been fixed, since errors of
+    two constants can partly cancel). Returns the snapped formula.
     """
     expr = sympy.sympify(expr)
     Xa, ya = _as_array(X), _as_array(y).reshape(-1)
@@ -207,7 +210,28 @@ def snap_to_data(
         return expr
     allowed = base * (1.0 + rel_slack) + abs_slack * float(np.sqrt(np.mean(ya**2)))
     current = expr
-    floats = sorted(expr.atoms(sympy.Float), key=lambda f: (-abs(float(f)), float(f)))
+    for _ in range(max_passes):
+        before = current
+        current = _snap_pass(current, variables, Xa, ya, allowed, tolerances, max_denominator,
+                             constants, try_zero)  # fmt: skip
+        if current == before:
+            break
+    return current
+
+
+def _snap_pass(
+    current: sympy.Expr,
+    variables: Sequence[VariableLike],
+    Xa: np.ndarray,
+    ya: np.ndarray,
+    allowed: float,
+    tolerances: Sequence[float],
+    max_denominator: int,
+    constants: Sequence[sympy.Expr],
+    try_zero: bool,
+) -> sympy.Expr:
+    """One greedy pass of :func:`snap_to_data` over the floats of ``current``."""
+    floats = sorted(current.atoms(sympy.Float), key=lambda f: (-abs(float(f)), float(f)))
     for f in floats:
         if f not in current.atoms(sympy.Float):
             continue

@@ -152,7 +152,9 @@ class ZooClient:
             _fs.publish(tmp, final, overwrite=True)
             return Download(200, spec.name, version, sha, final)
         except httpx.HTTPError as exc:
-            raise ZooConnectionError(f"cannot download {spec} from {self.url}: {exc}") from None
+            raise ZooConnectionError(
+                f"cannot reach zoo server {self.url} to download {spec}: {exc}"
+            ) from None
         finally:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()

@@ -80,13 +80,19 @@ def _from_payload(config: dict, state: Mapping[str, np.ndarray]) -> Any:
 
 def model_payload(model: Any) -> tuple[dict, dict[str, np.ndarray]]:
     """Turn a model into its JSON config and numpy tensors via ``physkan.io``."""
-    config, state = _to_payload(model)
+    try:
+        config, state = _to_payload(model)
+    except (TypeError, ValueError) as exc:
+        raise ZooError(f"cannot store {type(model).__name__}: {exc}") from None
     return dict(config), {k: _as_array(k, v) for k, v in state.items()}
 
 
 def build_model(stored: StoredModel) -> Any:
     """Rebuild the module of a loaded file via ``physkan.io.model_from_payload``."""
-    return _from_payload(stored.config, stored.state)
+    try:
+        return _from_payload(stored.config, stored.state)
+    except (TypeError, ValueError, KeyError, RuntimeError) as exc:
+        raise ZooError(f"{stored.path or 'model'}: cannot rebuild the model: {exc}") from None
 
 
 @dataclass

@@ -1,0 +1,283 @@
+"""Trainer factory and the one-call :func:`fit` API.
+
+>>> from physkan.kan import KAN
+>>> from physkan.train import RegressionObjective, fit
+>>> res = fit(KAN([2, 5, 1]), RegressionObjective(), {"x": x, "y": y}, steps=50)
+>>> res.final_loss, res.history[:3], res.seconds
+
+Conventions (see also :mod:`physkan.train.module` and :mod:`physkan.train.data`):
+
+* full batch: each step sees every training sample (each DDP rank its shard); one Lightning
+  epoch is the whole run, so the progress bar counts steps;
+* one step is one optimiser step: for LBFGS one ``LBFGS.step(closure)`` with ``max_iter``
+  (default 20) inner iterations -- ``steps=50`` is up to 1000 LBFGS iterations;
+* ``precision=64`` trains in float64 (model and data are cast, Lightning runs
+  ``"64-true"``); the returned model is on the CPU in the dtype it came in with.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+import warnings
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import Callback
+from torch import Tensor, nn
+
+from physkan.train.callbacks import (
+    DIVERGENCE_KEY,
+    EarlyStopOnLoss,
+    GridUpdate,
+    ParameterSyncCheck,
+    progress_bar,
+)
+from physkan.train.data import full_batch_loader
+from physkan.train.module import HISTORY_KEY, PhyskanModule
+from physkan.train.objectives import Objective
+
+__all__ = ["FitResult", "fit", "make_trainer", "resolve_precision", "silence_lightning"]
+
+Precision = Literal[32, 64, "32", "64", "32-true", "64-true"] | str
+
+# DDP strategies map to their find_unused_parameters=True variants: a KAN has parameters
+# that a forward pass may not touch (e.g. the affine of symbolic edges while none is symbolic).
+_STRATEGY_ALIASES = {
+    "ddp": "ddp_find_unused_parameters_true",
+    "ddp_spawn": "ddp_spawn_find_unused_parameters_true",
+    "ddp_fork": "ddp_fork_find_unused_parameters_true",
+    "ddp_notebook": "ddp_notebook_find_unused_parameters_true",
+}
+_QUIET_LOGGERS = ("pytorch_lightning", "lightning.pytorch", "lightning_fabric", "lightning.fabric")
+_QUIET_WARNINGS = (
+    r".*does not have many workers.*",
+    r".*GPU available but not used.*",
+    r".*Trying to infer the `batch_size`.*",
+    r".*is smaller than the logging interval.*",
+    r".*`training_step` returned `None`.*",
+    r".*LeafSpec.*is deprecated.*",
+    r".*defined a `validation_step` but have no `val_dataloader`.*",  # torch >= 2.10 vs Lightning's pytree helper
+)
+
+
+def silence_lightning() -> None:
+    """Drop Lightning's info banners ("GPU available", "distributed init", ...) and its
+    warnings about dataloader workers. Process-wide; also applied in DDP worker processes."""
+    for name in _QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    for pattern in _QUIET_WARNINGS:
+        warnings.filterwarnings("ignore", message=pattern)
+
+
+class _Quiet(Callback):
+    """Re-applies :func:`silence_lightning` in spawned worker processes: on unpickling
+    (before the worker initialises the process group) and at setup."""
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        silence_lightning()
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        silence_lightning()
+
+
+def resolve_precision(precision: Precision) -> str:
+    """Lightning precision string: 64 / "64" -> "64-true", 32 / "32" -> "32-true"."""
+    if precision in (64, "64", "64-true"):
+        return "64-true"
+    if precision in (32, "32", "32-true"):
+        return "32-true"
+    return str(precision)
+
+
+def make_trainer(
+    *,
+    max_steps: int,
+    accelerator: str = "cpu",
+    devices: int | str | list[int] = 1,
+    strategy: str | Any = "auto",
+    precision: Precision = 64,
+    callbacks: Iterable[Callback] = (),
+    progress: bool = True,
+    log_every_n_steps: int = 1,
+    val_every: int | None = None,
+    default_root_dir: str | None = None,
+    use_distributed_sampler: bool = False,
+    quiet: bool = True,
+    **trainer_kwargs: Any,
+) -> pl.Trainer:
+    """A quiet ``pl.Trainer`` for physkan: no checkpoints, no logger, ``inference_mode=False``.
+
+    Args:
+        max_steps: optimiser steps to run.
+        accelerator, devices: as Lightning (``"cpu"``, ``"gpu"``, ...).
+        strategy: as Lightning; ``"ddp"``/``"ddp_spawn"``/... become their
+            ``find_unused_parameters_true`` variants.
+        precision: 64 (float64), 32 or any Lightning precision string.
+        callbacks: extra callbacks.
+        progress: show a rich progress bar.
+        log_every_n_steps: Lightning's logging period.
+        val_every: run validation every this many training batches (with the full-batch
+            loaders one batch is one step); ``None``: once per epoch.
+        default_root_dir: Lightning's working directory (``None``: the cwd).
+        use_distributed_sampler: let Lightning inject a ``DistributedSampler``; off because
+            :func:`~physkan.train.data.full_batch_loader` shards itself.
+        quiet: apply :func:`silence_lightning`.
+        trainer_kwargs: passed on to ``pl.Trainer``.
+    """
+    if quiet:
+        silence_lightning()
+    cbs = list(callbacks)
+    if quiet:
+        cbs.append(_Quiet())
+    bar = progress_bar(progress)
+    if bar is not None:
+        cbs.append(bar)
+    if isinstance(strategy, str):
+        strategy = _STRATEGY_ALIASES.get(strategy, strategy)
+    kwargs: dict[str, Any] = dict(
+        max_steps=max_steps,
+        max_epochs=-1,
+        accelerator=accelerator,
+        devices=devices,
+        strategy=strategy,
+        precision=resolve_precision(precision),
+        callbacks=cbs,
+        enable_progress_bar=progress,
+        log_every_n_steps=log_every_n_steps,
+        default_root_dir=default_root_dir,
+        inference_mode=False,
+        enable_checkpointing=False,
+        logger=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        use_distributed_sampler=use_distributed_sampler,
+    )
+    if val_every is not None:
+        kwargs["val_check_interval"] = int(val_every)
+    kwargs.update(trainer_kwargs)
+    return pl.Trainer(**kwargs)
+
+
+@dataclass
+class FitResult:
+    """Outcome of :func:`fit`.
+
+    Attributes:
+        model: the trained model (CPU, original dtype; the very object passed to ``fit``).
+        history: training loss per step (mean over ranks; for LBFGS the loss at the start
+            of each step). Shorter than ``steps`` after an early stop.
+        final_loss: training loss (objective + regulariser) of the returned weights, on the
+            full training set in the training precision.
+        seconds: wall time of ``Trainer.fit`` (including process start-up under DDP).
+        metrics: the Trainer's final scalar metrics (``val_loss``,
+            ``physkan/param_divergence`` = max parameter difference between ranks, ...).
+    """
+
+    model: nn.Module
+    history: list[float]
+    final_loss: float
+    seconds: float
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+def _cast(tensors: Mapping[str, Tensor], dtype: torch.dtype) -> dict[str, Tensor]:
+    return {k: (v.to(dtype) if v.is_floating_point() else v) for k, v in tensors.items()}
+
+
+def fit(
+    model: nn.Module,
+    objective: Objective,
+    train: Mapping[str, Tensor],
+    *,
+    val: Mapping[str, Tensor] | None = None,
+    steps: int = 200,
+    optimizer: Literal["lbfgs", "adam"] = "lbfgs",
+    lr: float | None = None,
+    lamb: float = 0.0,
+    lamb_l1: float = 1.0,
+    lamb_entropy: float = 1.0,
+    max_iter: int = 20,
+    grid_update_every: int | None = None,
+    grid_update_until: int | None = None,
+    stop_loss: float | None = None,
+    val_every: int = 10,
+    callbacks: Iterable[Callback] = (),
+    accelerator: str = "cpu",
+    devices: int | str | list[int] = 1,
+    strategy: str | Any = "auto",
+    precision: Precision = 64,
+    progress: bool = False,
+    seed: int = 0,
+    default_root_dir: str | None = None,
+    **module_kwargs: Any,
+) -> FitResult:
+    """Train ``model`` full-batch on ``train`` and return it with its loss history.
+
+    Args:
+        model: network to train (trained in place; under ``ddp_spawn`` the trained weights
+            are loaded back into it).
+        objective: e.g. ``RegressionObjective()``; ``train``/``val`` hold its batch keys.
+        train, val: ``name -> (N, ...)`` tensors (same ``N`` within each).
+        steps: optimiser steps (LBFGS: outer steps of ``max_iter`` iterations).
+        optimizer, lr, lamb, lamb_l1, lamb_entropy, max_iter: see :class:`PhyskanModule`.
+        grid_update_every, grid_update_until: :class:`GridUpdate` (off when ``None``).
+        stop_loss: stop once the training loss is ``<=`` this (:class:`EarlyStopOnLoss`).
+        val_every: validation period in steps (when ``val`` is given).
+        callbacks: extra callbacks (e.g. :class:`NamedCheckpoints`).
+        accelerator, devices, strategy, precision, progress, default_root_dir: see
+            :func:`make_trainer` (``default_root_dir=None``: a temporary directory).
+        seed: global seed (``pl.seed_everything``).
+        module_kwargs: other :class:`PhyskanModule` options (``lbfgs_history``, ...).
+    """
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    pl.seed_everything(seed, verbose=False)
+    first = next(iter(model.parameters()), None)
+    orig_dtype = first.dtype if first is not None else torch.get_default_dtype()
+    prec = resolve_precision(precision)
+    dtype = {"64-true": torch.float64, "32-true": torch.float32}.get(prec)
+    if dtype is not None:
+        model.to(dtype)
+        train = _cast(train, dtype)
+        val = _cast(val, dtype) if val is not None else None
+    module = PhyskanModule(
+        model, objective, optimizer=optimizer, lr=lr, lamb=lamb, lamb_l1=lamb_l1,
+        lamb_entropy=lamb_entropy, max_iter=max_iter, **module_kwargs,
+    )
+    cbs: list[Callback] = [ParameterSyncCheck()]
+    if grid_update_every is not None:
+        cbs.append(GridUpdate(grid_update_every, grid_update_until))
+    if stop_loss is not None:
+        cbs.append(EarlyStopOnLoss(stop_loss))
+    cbs.extend(callbacks)
+    with tempfile.TemporaryDirectory(prefix="physkan-fit-") as tmp:
+        trainer = make_trainer(
+            max_steps=steps, accelerator=accelerator, devices=devices, strategy=strategy,
+            precision=prec, callbacks=cbs, progress=progress,
+            val_every=min(val_every, steps) if val is not None else None,
+            default_root_dir=default_root_dir or tmp,
+            limit_val_batches=1.0 if val is not None else 0,
+        )
+        train_loader = full_batch_loader(train, steps)
+        val_loader = full_batch_loader(val, 1) if val is not None else None
+        start = time.perf_counter()
+        trainer.fit(module, train_dataloaders=train_loader, val_dataloaders=val_loader)
+        seconds = time.perf_counter() - start
+    metrics = dict(trainer.callback_metrics)
+    hist = metrics.pop(HISTORY_KEY, None)
+    history = [float(v) for v in hist] if hist is not None else list(module.history)
+    model.cpu()
+    with torch.enable_grad():
+        final_loss = float(module.compute_loss({k: v.cpu() for k, v in train.items()}).detach())
+    if dtype is not None:
+        model.to(orig_dtype)
+    scalars = {k: float(v) for k, v in metrics.items() if isinstance(v, Tensor) and v.numel() == 1}
+    scalars.setdefault(DIVERGENCE_KEY, 0.0)
+    return FitResult(model=model, history=history, final_loss=final_loss, seconds=seconds,
+                     metrics=scalars)
