@@ -322,3 +322,8 @@ def find_symmetries(
             if test_symmetry(fn, x, group, threshold):
                 found.append(list(group))
     return found
+
+
+# These are library functions, not pytest tests (they may be imported into test modules).
+for _fn in (test_separability, test_general_separability, test_symmetry):
+    _fn.__test__ = False  # type: ignore[attr-defined]

@@ -102,7 +102,7 @@ def plot(
                     color=color, alpha=alpha, lw=1.4, zorder=3)
             if (i, j) in symbolic:
                 ax.text(bx, y_box + bh / 2 + 0.03, symbolic[(i, j)], ha="center", va="bottom",
-                        fontsize=7, color=_SYMBOLIC, alpha=max(alpha, 0.5), zorder=4)
+                        fontsize=9, color=_SYMBOLIC, alpha=max(alpha, 0.5), zorder=4)
         n_add, n_mult = model.width[lyr + 1]
         if n_mult:  # addition subnodes sit below their node in a layer with mult nodes
             for i in range(n_add):

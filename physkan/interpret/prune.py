@@ -19,7 +19,7 @@ from physkan.interpret.attribution import attribution
 from physkan.interpret.history import inherit_history
 from physkan.kan import MultKAN
 
-__all__ = ["prune", "prune_edge", "prune_input", "prune_node", "select_nodes"]
+__all__ = ["drop_dead_nodes", "prune", "prune_edge", "prune_input", "prune_node", "select_nodes"]
 
 
 def _subnodes_of(model: MultKAN, layer: int, nodes: Sequence[int]) -> list[int]:
@@ -73,7 +73,7 @@ def select_nodes(
         for lyr, layer in enumerate(model.layers)
     ]
     new = MultKAN.from_config(cfg).to(model.layers[0].coef)
-    for lyr, (old_l, new_l) in enumerate(zip(model.layers, new.layers)):
+    for lyr, (old_l, new_l) in enumerate(zip(model.layers, new.layers, strict=True)):
         rows = torch.tensor(list(keep[lyr]), dtype=torch.long)
         cols = torch.tensor(subs[lyr], dtype=torch.long)
         new_l.grid.copy_(old_l.grid[rows])
@@ -141,8 +141,24 @@ def prune_edge(model: MultKAN, x: Tensor, threshold: float = 3e-2) -> MultKAN:
 def prune(
     model: MultKAN, x: Tensor, node_th: float = 1e-2, edge_th: float = 3e-2
 ) -> MultKAN:
-    """:func:`prune_node` then :func:`prune_edge` (a new network)."""
-    return prune_edge(prune_node(model, x, node_th), x, edge_th)
+    """:func:`prune_node`, :func:`prune_edge`, then drop the hidden nodes left without
+    alive incoming or outgoing edges (a new network)."""
+    return drop_dead_nodes(prune_edge(prune_node(model, x, node_th), x, edge_th), x)
+
+
+@torch.no_grad()
+def drop_dead_nodes(model: MultKAN, x: Tensor) -> MultKAN:
+    """Remove hidden nodes with no alive outgoing edge, or whose subnodes all lack alive
+    incoming edges (constants, folded into the next biases). ``x``: ``(N, n_in)``."""
+    keep = [list(range(model.n_nodes(0)))]
+    for lyr in range(1, model.depth):
+        fed = model.layers[lyr - 1].mask.sum(0) > 0  # (n_sub,)
+        used = model.layers[lyr].mask.sum(1) > 0  # (n_nodes,)
+        nodes = [n for n in range(model.n_nodes(lyr))
+                 if used[n] and bool(fed[_subnodes_of(model, lyr, [n])].any())]
+        keep.append(nodes or [int(used.float().argmax())])
+    keep.append(list(range(model.n_nodes(model.depth))))
+    return select_nodes(model, keep, x)
 
 
 @torch.no_grad()

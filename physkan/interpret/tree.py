@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
 from torch import Tensor, nn
 
 from physkan.interpret.modularity import (
@@ -25,7 +24,7 @@ from physkan.interpret.modularity import (
     separability,
 )
 
-__all__ = ["TreeNode", "build_tree", "plot_tree"]
+__all__ = ["TreeNode", "build_tree", "plot_tree", "tree_of"]
 
 _SYMBOL = {"add": "+", "mul": "×", "general": "F(+)", "symmetry": "g(h,·)",
            "inseparable": "f", "var": ""}
@@ -183,5 +182,3 @@ def tree_of(model: nn.Module, x: Tensor, **kwargs: object) -> TreeNode:
     return build_tree(model, x, **kwargs)  # type: ignore[arg-type]
 
 
-__all__ += ["tree_of"]
-_ = torch  # torch is used for typing of tensors above

@@ -309,9 +309,10 @@ class MultKAN(nn.Module):
 
     def copy(self) -> MultKAN:
         """A deep copy (same config, same tensors)."""
-        clone = type(self).from_config(self.config())
+        ref = self.layers[0].coef
+        clone = type(self).from_config(self.config()).to(dtype=ref.dtype, device=ref.device)
         clone.load_state_dict(self.state_dict())
-        return clone.to(self.layers[0].coef)
+        return clone
 
 
 KAN = MultKAN

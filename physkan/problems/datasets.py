@@ -46,9 +46,9 @@ DATA_MAKERS: dict[str, DataMaker] = {}
 
 #: modules that register makers for built-in types when imported.
 _LAZY_MAKERS = {
-    "lagrangian": "physkan.physics.data",
-    "conservation": "physkan.physics.data",
-    "metric": "physkan.physics.data",
+    "lagrangian": "physkan.problems.physics_makers",
+    "conservation": "physkan.problems.physics_makers",
+    "metric": "physkan.problems.physics_makers",
 }
 
 

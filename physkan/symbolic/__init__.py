@@ -3,6 +3,8 @@
 Pure functions on tensors and sympy expressions; the KAN network calls into these.
 """
 
+from physkan.symbolic.compile import kanpiler
+from physkan.symbolic.edges import AutoSymbolicReport, auto_symbolic, fix_symbolic, suggest_edge, unfix_symbolic
 from physkan.symbolic.equivalence import Equivalence, equivalent, parse_expression
 from physkan.symbolic.fit import (
     AffineFit,
@@ -21,6 +23,8 @@ from physkan.symbolic.library import (
     register_symbolic,
     resolve_library,
 )
+from physkan.symbolic.expand import augment_input, expand_depth, expand_width, perturb
+from physkan.symbolic.formula import Formula, NumericEdgeError, model_formula
 from physkan.symbolic.simplify import (
     DEFAULT_CONSTANTS,
     clean_formula,
@@ -35,6 +39,19 @@ from physkan.symbolic.simplify import (
 )
 
 __all__ = [
+    "AutoSymbolicReport",
+    "Formula",
+    "NumericEdgeError",
+    "augment_input",
+    "auto_symbolic",
+    "expand_depth",
+    "expand_width",
+    "fix_symbolic",
+    "kanpiler",
+    "model_formula",
+    "perturb",
+    "suggest_edge",
+    "unfix_symbolic",
     "DEFAULT_CONSTANTS",
     "DEFAULT_LIBRARY",
     "AffineFit",

@@ -19,18 +19,21 @@ from physkan.train.callbacks import (
 from physkan.train.data import FullBatchDataset, full_batch_loader
 from physkan.train.module import PhyskanModule, RecordingModel, RemoteLossError
 from physkan.train.objectives import (
+    DATASET_KEYS,
     OBJECTIVES,
     ConservationObjective,
     LagrangianObjective,
     MetricObjective,
     Objective,
     RegressionObjective,
+    dataset_batch,
     make_objective,
     register_objective,
 )
 from physkan.train.trainer import FitResult, fit, make_trainer, silence_lightning
 
 __all__ = [
+    "DATASET_KEYS",
     "OBJECTIVES",
     "ConservationObjective",
     "EarlyStopOnLoss",
@@ -46,6 +49,7 @@ __all__ = [
     "RecordingModel",
     "RegressionObjective",
     "RemoteLossError",
+    "dataset_batch",
     "fit",
     "full_batch_loader",
     "make_objective",

@@ -220,7 +220,11 @@ class EarlyStopOnLoss(Callback):
         self.stopped_at: int | None = None
 
     def on_train_batch_end(
-        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        outputs: Any,
+        batch: Any,
         batch_idx: int,
     ) -> None:
         value = trainer.callback_metrics.get(self.monitor)

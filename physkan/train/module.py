@@ -81,7 +81,9 @@ def _synced(loss: Tensor | None, error: BaseException | None) -> Tensor:
         assert loss is not None
         return loss.detach()
     value = float(loss.detach()) if loss is not None else 0.0
-    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else "cpu"
+    device = (
+        torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else "cpu"
+    )
     packed = torch.tensor([value, float(error is not None)], dtype=torch.float64, device=device)
     dist.all_reduce(packed, op=dist.ReduceOp.SUM)
     if error is not None:
@@ -153,7 +155,11 @@ class PhyskanModule(pl.LightningModule):
         self.objective = objective
         self.optimizer_name = optimizer
         self.lr = float(lr) if lr is not None else (1.0 if optimizer == "lbfgs" else 1e-2)
-        self.lamb, self.lamb_l1, self.lamb_entropy = float(lamb), float(lamb_l1), float(lamb_entropy)
+        self.lamb, self.lamb_l1, self.lamb_entropy = (
+            float(lamb),
+            float(lamb_l1),
+            float(lamb_entropy),
+        )
         self.lbfgs_options = dict(
             max_iter=int(max_iter),
             history_size=int(lbfgs_history),
@@ -232,8 +238,9 @@ class PhyskanModule(pl.LightningModule):
     def _evaluate(self, batch: Batch, name: str) -> Tensor:
         with torch.enable_grad():
             _, mean = self.synced_loss(batch, regularize=False)
-        self.log(name, mean, prog_bar=True, on_step=False, on_epoch=True,
-                 batch_size=_batch_size(batch))
+        self.log(
+            name, mean, prog_bar=True, on_step=False, on_epoch=True, batch_size=_batch_size(batch)
+        )
         return mean
 
     def validation_step(self, batch: Batch, batch_idx: int) -> Tensor:

@@ -42,6 +42,7 @@ from torch import Tensor
 from physkan.physics.losses import conservation_loss, euler_lagrange_loss, metric_flatness_loss
 
 __all__ = [
+    "DATASET_KEYS",
     "OBJECTIVES",
     "Batch",
     "ConservationObjective",
@@ -50,6 +51,7 @@ __all__ = [
     "ModelFn",
     "Objective",
     "RegressionObjective",
+    "dataset_batch",
     "make_objective",
     "register_objective",
 ]
@@ -188,11 +190,55 @@ OBJECTIVES: dict[str, ObjectiveFactory] = {
 }
 
 
-def register_objective(problem_type: str, factory: ObjectiveFactory) -> None:
-    """Train problems of ``problem_type`` with ``factory(**options)`` (replaces any previous)."""
+#: problem type -> batch keys of a :class:`~physkan.problems.Dataset`'s ``x`` and ``y``
+#: (``None``: ``y`` is not used, e.g. the metric problem's placeholder zeros).
+DATASET_KEYS: dict[str, tuple[str, str | None]] = {
+    "regression": ("x", "y"),
+    "lagrangian": ("state", "qddot"),
+    "conservation": ("z", "f"),
+    "metric": ("r", None),
+}
+
+
+def register_objective(
+    problem_type: str,
+    factory: ObjectiveFactory,
+    dataset_keys: tuple[str, str | None] = ("x", "y"),
+) -> None:
+    """Train problems of ``problem_type`` with ``factory(**options)`` (replaces any previous).
+
+    ``dataset_keys`` names the batch entries that :func:`dataset_batch` fills with a
+    dataset's ``x`` and ``y`` tensors.
+    """
     if not callable(factory):
         raise TypeError(f"objective factory for {problem_type!r} must be callable, got {factory!r}")
     OBJECTIVES[problem_type] = factory
+    DATASET_KEYS[problem_type] = dataset_keys
+
+
+def dataset_batch(
+    dataset: Any, split: str = "train", problem_type: str | None = None
+) -> dict[str, Tensor]:
+    """The batch of a :class:`~physkan.problems.Dataset` split for its objective.
+
+    Args:
+        dataset: has ``x_<split>``, ``y_<split>`` and ``meta["type"]``.
+        split: ``"train"`` or ``"test"``.
+        problem_type: overrides ``dataset.meta["type"]``.
+
+    Returns:
+        e.g. ``{"state": x_train (N, 2n), "qddot": y_train (N, n)}`` for a Lagrangian problem.
+    """
+    kind = problem_type or dataset.meta.get("type")
+    if kind is None:
+        raise ValueError("the dataset's meta has no 'type'; pass problem_type=")
+    if kind not in DATASET_KEYS:
+        raise KeyError(f"no dataset keys for problem type {kind!r}; use register_objective()")
+    x_key, y_key = DATASET_KEYS[kind]
+    batch = {x_key: getattr(dataset, f"x_{split}")}
+    if y_key is not None:
+        batch[y_key] = getattr(dataset, f"y_{split}")
+    return batch
 
 
 def make_objective(problem_type: str, **options: Any) -> Objective:

@@ -78,12 +78,17 @@ class _Quiet(Callback):
     """Re-applies :func:`silence_lightning` in spawned worker processes: on unpickling
     (before the worker initialises the process group) and at setup."""
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        silence_lightning()
+    def __reduce__(self) -> tuple[Any, tuple[()]]:
+        return _quiet_callback, ()
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         silence_lightning()
+
+
+def _quiet_callback() -> _Quiet:
+    """Unpickling hook of :class:`_Quiet` (runs in the worker before it logs anything)."""
+    silence_lightning()
+    return _Quiet()
 
 
 def resolve_precision(precision: Precision) -> str:
@@ -98,6 +103,7 @@ def resolve_precision(precision: Precision) -> str:
 def make_trainer(
     *,
     max_steps: int,
+    max_epochs: int | None = None,
     accelerator: str = "cpu",
     devices: int | str | list[int] = 1,
     strategy: str | Any = "auto",
@@ -115,6 +121,8 @@ def make_trainer(
 
     Args:
         max_steps: optimiser steps to run.
+        max_epochs: epochs to run (``None``: no limit but ``max_steps``); :func:`fit` passes 1
+            because its loader's single epoch holds every step.
         accelerator, devices: as Lightning (``"cpu"``, ``"gpu"``, ...).
         strategy: as Lightning; ``"ddp"``/``"ddp_spawn"``/... become their
             ``find_unused_parameters_true`` variants.
@@ -142,7 +150,7 @@ def make_trainer(
         strategy = _STRATEGY_ALIASES.get(strategy, strategy)
     kwargs: dict[str, Any] = dict(
         max_steps=max_steps,
-        max_epochs=-1,
+        max_epochs=-1 if max_epochs is None else max_epochs,
         accelerator=accelerator,
         devices=devices,
         strategy=strategy,
@@ -247,8 +255,15 @@ def fit(
         train = _cast(train, dtype)
         val = _cast(val, dtype) if val is not None else None
     module = PhyskanModule(
-        model, objective, optimizer=optimizer, lr=lr, lamb=lamb, lamb_l1=lamb_l1,
-        lamb_entropy=lamb_entropy, max_iter=max_iter, **module_kwargs,
+        model,
+        objective,
+        optimizer=optimizer,
+        lr=lr,
+        lamb=lamb,
+        lamb_l1=lamb_l1,
+        lamb_entropy=lamb_entropy,
+        max_iter=max_iter,
+        **module_kwargs,
     )
     cbs: list[Callback] = [ParameterSyncCheck()]
     if grid_update_every is not None:
@@ -258,8 +273,14 @@ def fit(
     cbs.extend(callbacks)
     with tempfile.TemporaryDirectory(prefix="physkan-fit-") as tmp:
         trainer = make_trainer(
-            max_steps=steps, accelerator=accelerator, devices=devices, strategy=strategy,
-            precision=prec, callbacks=cbs, progress=progress,
+            max_steps=steps,
+            max_epochs=1,
+            accelerator=accelerator,
+            devices=devices,
+            strategy=strategy,
+            precision=prec,
+            callbacks=cbs,
+            progress=progress,
             val_every=min(val_every, steps) if val is not None else None,
             default_root_dir=default_root_dir or tmp,
             limit_val_batches=1.0 if val is not None else 0,
@@ -279,5 +300,6 @@ def fit(
         model.to(orig_dtype)
     scalars = {k: float(v) for k, v in metrics.items() if isinstance(v, Tensor) and v.numel() == 1}
     scalars.setdefault(DIVERGENCE_KEY, 0.0)
-    return FitResult(model=model, history=history, final_loss=final_loss, seconds=seconds,
-                     metrics=scalars)
+    return FitResult(
+        model=model, history=history, final_loss=final_loss, seconds=seconds, metrics=scalars
+    )

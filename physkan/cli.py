@@ -1,0 +1,260 @@
+"""The ``physkan`` command line: discover, train, problems, plot, zoo, plugins, bench.
+
+User mistakes (unknown problem, malformed file, bad option) print one ``Error:`` line on
+stderr and exit with code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+
+USER_ERRORS: tuple[type[BaseException], ...] = ()
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Exception types that mean "the user must fix something" (lazily imported)."""
+    from physkan.kan.basis import UnknownBasisError
+    from physkan.problems.errors import ProblemError
+    from physkan.symbolic.library import UnknownSymbolicError
+
+    errors: list[type[BaseException]] = [ProblemError, UnknownSymbolicError, UnknownBasisError]
+    try:
+        from physkan.physics.lagrangian import SingularHessianError
+
+        errors.append(SingularHessianError)
+    except ImportError:  # pragma: no cover
+        pass
+    try:
+        from physkan.zoo.card import ZooError
+
+        errors.append(ZooError)
+    except ImportError:  # pragma: no cover
+        pass
+    return tuple(errors)
+
+
+class UserError(click.ClickException):
+    """A one-line error for the user; exit code 2."""
+
+    exit_code = 2
+
+    def show(self, file=None) -> None:  # noqa: D102 - click API
+        click.echo(f"Error: {self.format_message()}", err=True)
+
+
+@contextmanager
+def user_errors():
+    """Turn known user-facing exceptions into a one-line error with exit code 2."""
+    try:
+        yield
+    except click.ClickException:
+        raise
+    except _user_errors() as exc:
+        raise UserError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
+
+
+def _progress(enabled: bool) -> tuple[Callable[[str], None], Callable[[], None]]:
+    """A rich status line on stderr; returns ``(report, stop)``."""
+    if not enabled:
+        return (lambda _msg: None), (lambda: None)
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    status = console.status("starting")
+    status.start()
+    t0 = time.perf_counter()
+
+    def report(message: str) -> None:
+        status.update(f"[bold]{message}[/] [dim]({time.perf_counter() - t0:.1f} s)[/]")
+
+    return report, status.stop
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="physkan")
+def cli() -> None:
+    """physkan: discover physics with Kolmogorov-Arnold Networks."""
+
+
+@cli.command()
+@click.option("--problem", "-p", required=True, help="Built-in problem name or path to a problem TOML.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (no progress display).")
+@click.option("--seed", type=int, default=None, help="Override the data and model seed.")
+@click.option("--steps", type=click.IntRange(min=1), default=None, help="Override [train].steps.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Directory for the trained model (model.h5) and result.json.")
+@click.option("--zoo", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Local zoo to register the result in (default: $PHYSKAN_ZOO or the user data dir).")
+@click.option("--no-register", is_flag=True, help="Do not register the result in the zoo.")
+def discover(problem: str, as_json: bool, seed: int | None, steps: int | None, out: Path | None,
+             zoo: Path | None, no_register: bool) -> None:  # fmt: skip
+    """Run data -> train -> prune -> symbolic -> verify -> register and print the formula."""
+    from physkan.discover import discover as run_discover
+
+    report, stop = _progress(not as_json)
+    try:
+        with user_errors():
+            result = run_discover(problem, seed=seed, steps=steps, report=report)
+            if out is not None:
+                _write_outputs(result, out)
+            if not no_register:
+                report("registering in the zoo")
+                result.zoo_id = _register(result, zoo)
+    finally:
+        stop()
+    if as_json:
+        click.echo(json.dumps(result.to_json(), default=str))
+        return
+    _print_discovery(result)
+
+
+def _write_outputs(result, out: Path) -> None:
+    from physkan.io import save_model
+
+    out.mkdir(parents=True, exist_ok=True)
+    if result.model is not None:
+        save_model(result.model, out / "model.h5")
+    (out / "result.json").write_text(json.dumps(result.to_json(), indent=2, default=str))
+
+
+def _register(result, zoo: Path | None) -> str | None:
+    import re
+
+    from physkan.symbolic.simplify import to_latex
+    from physkan.zoo import register_model
+
+    if result.model is None:
+        return None
+    name = re.sub(r"[^a-z0-9._-]+", "-", f"{result.problem}-{result.type}".lower()).strip("-")[:64]
+    ref = register_model(
+        result.model,
+        name=name,
+        problem=result.problem,
+        formula="; ".join(result.formula_text),
+        formula_latex="; ".join(to_latex(f) for f in result.formulas),
+        formula_srepr="; ".join(__import__("sympy").srepr(f) for f in result.formulas),
+        metrics={k: v for k, v in result.metrics.items() if isinstance(v, (int, float))},
+        tags=[result.type, "recovered" if result.recovered else "unverified"],
+        training_config={"seconds": result.seconds},
+        provenance={k: v for k, v in result.provenance.items() if isinstance(v, (str, int, float))},
+        zoo=zoo,
+    )
+    return f"{ref.name}:{ref.version}"
+
+
+def _print_discovery(result) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    console.print(f"[bold]{result.problem}[/] ({result.type})")
+    for name, text in zip(result.outputs, result.formula_text):
+        console.print(f"  {name} = [bold cyan]{text}[/]")
+    verdict = {True: "[green]yes[/]", False: "[red]no[/]", None: "[dim]no ground truth[/]"}[result.recovered]
+    console.print(f"  recovered: {verdict}  [dim]{result.recovery}[/]")
+    table = Table(show_header=False, box=None, padding=(0, 2))
+    for key, value in result.metrics.items():
+        table.add_row(key, f"{value:.3e}" if isinstance(value, float) else str(value))
+    console.print(table)
+    if result.numeric_edges:
+        console.print(f"  [yellow]edges left as splines:[/] {result.numeric_edges}")
+    console.print(f"  time: {result.seconds:.1f} s")
+    if result.zoo_id:
+        console.print(f"  zoo id: {result.zoo_id}")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def problems(as_json: bool) -> None:
+    """List the built-in (and plugin) problems."""
+    from physkan.problems import list_problems
+
+    with user_errors():
+        items = list_problems()
+    if as_json:
+        click.echo(json.dumps([{"name": p.name, "type": p.type, "description": p.description,
+                                "source": str(p.source)} for p in items]))  # fmt: skip
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("name", "type", "description")
+    for p in items:
+        table.add_row(p.name, p.type, p.description)
+    Console().print(table)
+
+
+@cli.command()
+@click.option("--problem", "-p", required=True, help="Built-in problem name or path to a problem TOML.")
+@click.option("--devices", type=int, default=1, show_default=True)
+@click.option("--accelerator", type=click.Choice(["cpu", "gpu", "auto"]), default="cpu", show_default=True)
+@click.option("--strategy", type=click.Choice(["auto", "ddp", "ddp_spawn"]), default="auto", show_default=True)
+@click.option("--max-steps", type=click.IntRange(min=1), default=None, help="Override [train].steps.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None)
+def train(problem: str, devices: int, accelerator: str, strategy: str, max_steps: int | None,
+          out: Path | None) -> None:  # fmt: skip
+    """Train the problem's network (no symbolic stage) on the Lightning engine."""
+    from physkan.discover import build_model
+    from physkan.problems import load_problem, make_dataset
+    from physkan.train import fit
+    from physkan.train.objectives import make_objective
+
+    with user_errors():
+        spec = load_problem(problem)
+        data = make_dataset(spec)
+        batch = _training_batch(spec.type, data)
+        outputs = ["L"] if spec.type == "lagrangian" else data.outputs
+        model = build_model(spec, data.inputs, outputs)
+        result = fit(model, make_objective(spec.type), batch, steps=max_steps or spec.train.steps,
+                     optimizer=spec.train.optimizer, lr=spec.train.lr, lamb=spec.train.lamb,
+                     accelerator=accelerator, devices=devices, strategy=strategy,
+                     progress=sys.stderr.isatty())  # fmt: skip
+    click.echo(f"final loss {result.final_loss:.3e} after {len(result.history)} steps ({result.seconds:.1f} s)")
+    if out is not None:
+        from physkan.io import save_model
+
+        click.echo(f"saved {save_model(model, Path(out) / 'model.h5')}")
+
+
+def _training_batch(problem_type: str, data) -> dict[str, Any]:
+    if problem_type == "lagrangian":
+        return {"state": data.x_train, "qddot": data.extras["qddot_train"]}
+    if problem_type == "conservation":
+        return {"z": data.x_train, "f": data.extras["f_train"]}
+    if problem_type == "metric":
+        return {"r": data.x_train}
+    return {"x": data.x_train, "y": data.y_train}
+
+
+def _attach_optional_commands() -> None:
+    """Commands that live in subpackages (and plugins' commands)."""
+    from physkan.interpret.cli import plot_command
+    from physkan.zoo.cli import zoo_group
+
+    cli.add_command(plot_command, "plot")
+    cli.add_command(zoo_group, "zoo")
+    try:
+        from physkan.plugins.cli import attach_plugin_commands
+    except ImportError:
+        return
+    attach_plugin_commands(cli)
+
+
+_attach_optional_commands()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="physkan")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,52 @@
+"""``physkan plot MODEL.h5 -o out.png``: draw a saved model's network diagram."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import torch
+
+__all__ = ["PlotError", "plot_command"]
+
+
+class PlotError(click.ClickException):
+    """A user-facing error: one line on stderr, exit code 2."""
+
+    exit_code = 2
+
+
+@click.command("plot")
+@click.argument("model_path", metavar="MODEL.h5", type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
+              help="PNG to write (default: MODEL.png next to the model).")
+@click.option("--data", "n_points", type=click.IntRange(min=2), default=500, show_default=True,
+              help="Number of points sampled uniformly in the model's grid range.")
+@click.option("--beta", type=float, default=3.0, show_default=True,
+              help="Transparency sharpness: alpha = tanh(beta * attribution score).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Sampling seed.")
+def plot_command(model_path: Path, output: Path | None, n_points: int, beta: float,
+                 seed: int) -> None:
+    """Draw the KAN in MODEL.h5 with its activation curves and attribution scores."""
+    from physkan.interpret.plot import plot
+    from physkan.io import load_model
+    from physkan.kan import MultKAN
+
+    if not model_path.is_file():
+        raise PlotError(f"{model_path}: no such file")
+    try:
+        model = load_model(model_path)
+    except (ValueError, KeyError, OSError, RuntimeError) as exc:
+        raise PlotError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
+    if not isinstance(model, MultKAN):
+        raise PlotError(f"{model_path}: holds a {type(model).__name__}, not a KAN")
+    lo, hi = model.grid_range
+    gen = torch.Generator().manual_seed(seed)
+    dtype = model.layers[0].coef.dtype
+    x = lo + (hi - lo) * torch.rand(n_points, model.width[0][0], generator=gen, dtype=dtype)
+    out = output or model_path.with_suffix(".png")
+    try:
+        plot(model, x, out, beta=beta)
+    except OSError as exc:
+        raise PlotError(f"{out}: cannot write ({exc.strerror or exc})") from None
+    click.echo(str(out))

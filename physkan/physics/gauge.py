@@ -1,0 +1,67 @@
+"""Canonical form of a Lagrangian: remove the freedoms that do not change the physics.
+
+Two Lagrangians give the same equations of motion when they differ by a scale factor, an
+additive constant or a total time derivative ``dG(q)/dt = sum_i dG/dq_i * q_dot_i``. A
+learned Lagrangian carries arbitrary amounts of each, so before it is shown or compared we
+strip the total-derivative terms (velocity-linear terms whose coefficients form a gradient
+field), drop the constant, and scale it to unit mass (``d2L/dq_dot_1^2 = 1``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sympy
+
+from physkan.symbolic.simplify import clean_formula, snap_constants
+
+__all__ = ["canonical_lagrangian"]
+
+
+def _symbols(expr: sympy.Expr, names: Sequence[str]) -> list[sympy.Symbol]:
+    by_name = {s.name: s for s in expr.free_symbols if isinstance(s, sympy.Symbol)}
+    return [by_name.get(n, sympy.Symbol(n, real=True)) for n in names]
+
+
+def _split_total_derivative(
+    expr: sympy.Expr, qs: list[sympy.Symbol], vs: list[sympy.Symbol]
+) -> tuple[sympy.Expr, sympy.Expr]:
+    """``(rest, gauge)`` with ``gauge = sum_i a_i(q) q_dot_i`` when the ``a_i`` are a gradient."""
+    coeffs: dict[sympy.Symbol, sympy.Expr] = {}
+    rest = sympy.Integer(0)
+    for term in sympy.Add.make_args(sympy.expand(expr)):
+        deps = [v for v in vs if term.has(v)]
+        if len(deps) == 1:
+            coeff = sympy.cancel(term / deps[0])
+            if not coeff.has(*vs):
+                coeffs[deps[0]] = coeffs.get(deps[0], 0) + coeff
+                continue
+        rest += term
+    gauge = sum((c * v for v, c in coeffs.items()), sympy.Integer(0))
+    for a, (qa, va) in enumerate(zip(qs, vs)):
+        for qb, vb in list(zip(qs, vs))[a + 1 :]:
+            curl = sympy.diff(coeffs.get(va, 0), qb) - sympy.diff(coeffs.get(vb, 0), qa)
+            if sympy.simplify(curl) != 0:
+                return rest + gauge, sympy.Integer(0)  # not a total derivative: keep it
+    return rest, gauge
+
+
+def canonical_lagrangian(expr: sympy.Expr, coordinates: Sequence[str], *, snap: bool = True) -> sympy.Expr:
+    """Strip total derivatives and constants from ``expr`` and scale it to unit mass.
+
+    Args:
+        expr: a Lagrangian in the symbols ``q`` and ``q_dot`` named by ``coordinates``.
+        snap: round the constants of the result (0.49999 -> 1/2).
+    """
+    qs = _symbols(expr, list(coordinates))
+    vs = _symbols(expr, [f"{q}_dot" for q in coordinates])
+    rest, _ = _split_total_derivative(expr, qs, vs)
+    rest = sympy.Add(*[t for t in sympy.Add.make_args(rest) if t.has(*qs, *vs)])
+    mass = sympy.diff(rest, vs[0], 2)
+    if mass.free_symbols:
+        mass = mass.subs({v: 0 for v in vs})
+    if not mass.free_symbols and mass != 0 and mass.is_finite:
+        rest = sympy.expand(rest / mass)
+    if snap:
+        rest = snap_constants(rest)
+    return clean_formula(rest)

@@ -1,0 +1,86 @@
+"""End-to-end: `physkan discover` on built-in problems, the --json contract, and bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from physkan.cli import cli
+
+REQUIRED_KEYS = {"problem", "formula", "formulas", "recovered", "metrics", "seconds"}
+
+
+def run_cli(*args: str, env: dict | None = None):
+    return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
+
+
+def test_discover_pendulum_json_recovers_lagrangian(tmp_path: Path) -> None:
+    result = run_cli("discover", "--problem", "pendulum", "--json", "--zoo", str(tmp_path / "zoo"))
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert REQUIRED_KEYS <= payload.keys()
+    assert payload["recovered"] is True
+    assert payload["formula"] == "q_dot**2/2 + cos(q)"
+    assert payload["metrics"]["test_rmse"] < 1e-6
+    assert payload["zoo_id"].startswith("pendulum-lagrangian:")
+
+
+def test_discover_tutorial_recovers_exact_formula(tmp_path: Path) -> None:
+    from physkan.symbolic import equivalent
+
+    repo = Path(__file__).resolve().parents[1]
+    result = run_cli("discover", "--problem", str(repo / "problems" / "tutorial.toml"), "--json",
+                     "--no-register", "--out", str(tmp_path / "out"))  # fmt: skip
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert payload["recovered"] is True
+    assert equivalent(payload["formula"], "exp(sin(pi*x) + y**2)", ["x", "y"], {"x": (-1, 1), "y": (-1, 1)})
+    assert payload["metrics"]["test_rmse"] < 1e-6
+    assert (tmp_path / "out" / "model.h5").stat().st_size > 1000
+    assert json.loads((tmp_path / "out" / "result.json").read_text())["recovered"] is True
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "unknown problem"),
+        ('name = "x"\ntype = [', "malformed TOML"),
+        ('name = "x"\ntype = "lagrangian"\n[system]\ncoordinates = []\n', "system.coordinates"),
+        ('name = "x"\ntype = "alchemy"\n[system]\n', "type"),
+        (
+            'name = "x"\ntype = "regression"\n[system]\nvariables = ["x"]\ntarget = "x"\n'
+            '[data]\nranges = {x = [0, 1]}\n[discover]\nlibrary = ["x", "frobnicate"]\n',
+            "frobnicate",
+        ),
+        (
+            'name = "x"\ntype = "lagrangian"\n[system]\ncoordinates = ["q"]\nlagrangian = "cos(q)"\n'
+            '[data]\nranges = {q = [0, 1], q_dot = [0, 1]}\n',
+            "velocit",
+        ),
+    ],
+)
+def test_bad_input_one_line_exit_2(tmp_path: Path, content: str | None, message: str) -> None:
+    target = "does-not-exist"
+    if content is not None:
+        target = str(tmp_path / "p.toml")
+        Path(target).write_text(content)
+    proc = subprocess.run(
+        [sys.executable, "-m", "physkan.cli", "discover", "--problem", target, "--no-register"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error:")
+    assert message.lower() in lines[0].lower()
+
+
+def test_problems_lists_builtins() -> None:
+    result = run_cli("problems", "--json")
+    names = {p["name"] for p in json.loads(result.stdout)}
+    assert {"pendulum", "tutorial", "oscillator-2d", "schwarzschild", "neo-hookean"} <= names
