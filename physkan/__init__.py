@@ -5,18 +5,12 @@ The public API is small; everything else lives in subpackages (``physkan.kan``,
 ``physkan.interpret``, ``physkan.zoo``, ``physkan.plugins``).
 """
 
+from physkan.discover import discover  # the function shadows the module name on purpose
 from physkan.io import load_model, save_model
 from physkan.kan import KAN, KANLayer, MultKAN, available_basis_families, register_basis_family
 from physkan.symbolic import auto_symbolic, fix_symbolic, kanpiler, model_formula
 
 __version__ = "0.1.0"
-
-
-def discover(problem, **kwargs):
-    """Run the discovery pipeline on a problem name, path or spec (see :mod:`physkan.discover`)."""
-    from physkan.discover import discover as _discover
-
-    return _discover(problem, **kwargs)
 
 
 __all__ = [

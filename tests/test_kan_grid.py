@@ -24,7 +24,7 @@ def lbfgs(model, x, y, steps: int, update_grid_every: int | None = None, until: 
                 line_search_fn="strong_wolfe", tolerance_grad=1e-32, tolerance_change=1e-32,
             )
 
-        def closure():
+        def closure(opt=opt):
             opt.zero_grad()
             loss = ((model(x) - y) ** 2).mean()
             loss.backward()

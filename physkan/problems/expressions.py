@@ -193,8 +193,10 @@ def lambdify(expr: sympy.Expr, names: list[str]) -> Callable[..., np.ndarray]:
     The result always has the broadcast shape of its arguments, also for constant
     expressions.
     """
+    from physkan.plugins.numeric import numpy_modules  # plugin functions (erf, ...)
+
     symbols = [sympy.Symbol(n) for n in names]
-    fn = sympy.lambdify(symbols, expr, modules="numpy")
+    fn = sympy.lambdify(symbols, expr, modules=numpy_modules())
 
     def call(*args: np.ndarray) -> np.ndarray:
         arrays = [np.asarray(a, dtype=np.float64) for a in args]

@@ -100,6 +100,7 @@ def problem_from_dict(
         source: shown at the start of error messages and kept as ``spec.source``.
         base_dir: a relative ``[data].file`` is taken relative to this directory.
     """
+    _load_plugins()
     raw = dict(data)
     section = raw.get("data")
     if base_dir is not None and isinstance(section, dict) and isinstance(section.get("file"), str):
@@ -115,6 +116,15 @@ def problem_from_dict(
         ) from None
     spec._source = None if source is None else str(source)
     return spec
+
+
+def _load_plugins() -> None:
+    """Let plugins register their problem types and problems (idempotent, never raises)."""
+    try:
+        from physkan.plugins.manager import get_plugin_manager
+    except ImportError:  # plugin system not available
+        return
+    get_plugin_manager().apply()
 
 
 def _load_file(path: Path) -> ProblemSpec:
@@ -139,6 +149,7 @@ def _unknown(name: str) -> ProblemError:
 
 def load_problem(name_or_path: str | Path) -> ProblemSpec:
     """Load and validate a problem given a file path, a built-in name or a registered name."""
+    _load_plugins()
     path = Path(name_or_path).expanduser()
     if path.exists():
         return _load_file(path)
@@ -160,6 +171,7 @@ def load_problem(name_or_path: str | Path) -> ProblemSpec:
 
 def list_problems() -> list[ProblemSummary]:
     """Summaries of the built-in and registered problems (broken ones show their error)."""
+    _load_plugins()
     rows = []
     names = [(n, "builtin") for n in builtin_names()] + [(n, "plugin") for n in EXTRA_SOURCES]
     for name, origin in names:

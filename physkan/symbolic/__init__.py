@@ -4,8 +4,15 @@ Pure functions on tensors and sympy expressions; the KAN network calls into thes
 """
 
 from physkan.symbolic.compile import kanpiler
-from physkan.symbolic.edges import AutoSymbolicReport, auto_symbolic, fix_symbolic, suggest_edge, unfix_symbolic
+from physkan.symbolic.edges import (
+    AutoSymbolicReport,
+    auto_symbolic,
+    fix_symbolic,
+    suggest_edge,
+    unfix_symbolic,
+)
 from physkan.symbolic.equivalence import Equivalence, equivalent, parse_expression
+from physkan.symbolic.expand import augment_input, expand_depth, expand_width, perturb
 from physkan.symbolic.fit import (
     AffineFit,
     Candidate,
@@ -14,6 +21,7 @@ from physkan.symbolic.fit import (
     score_candidate,
     suggest_symbolic,
 )
+from physkan.symbolic.formula import Formula, NumericEdgeError, model_formula
 from physkan.symbolic.library import (
     DEFAULT_LIBRARY,
     SymbolicFunction,
@@ -23,8 +31,6 @@ from physkan.symbolic.library import (
     register_symbolic,
     resolve_library,
 )
-from physkan.symbolic.expand import augment_input, expand_depth, expand_width, perturb
-from physkan.symbolic.formula import Formula, NumericEdgeError, model_formula
 from physkan.symbolic.simplify import (
     DEFAULT_CONSTANTS,
     clean_formula,

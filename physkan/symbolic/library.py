@@ -233,8 +233,18 @@ def register_symbolic(fn: SymbolicFunction, *, overwrite: bool = False) -> None:
 
 
 def available_symbolic() -> list[str]:
-    """Names of all registered functions, in registration order."""
+    """Names of all registered functions (plugins included), in registration order."""
+    _load_plugin_functions()
     return list(_REGISTRY)
+
+
+def _load_plugin_functions() -> None:
+    """Register the functions contributed by plugins (idempotent, like basis families)."""
+    try:
+        from physkan.plugins.manager import get_plugin_manager
+    except ImportError:  # plugin system not available
+        return
+    get_plugin_manager().apply()
 
 
 def get_symbolic(name: str | SymbolicFunction) -> SymbolicFunction:
@@ -245,6 +255,9 @@ def get_symbolic(name: str | SymbolicFunction) -> SymbolicFunction:
     """
     if isinstance(name, SymbolicFunction):
         return name
+    if name in _REGISTRY:
+        return _REGISTRY[name]
+    _load_plugin_functions()
     if name in _REGISTRY:
         return _REGISTRY[name]
     key = _normalise(str(name))
@@ -445,3 +458,6 @@ DEFAULT_LIBRARY: tuple[str, ...] = (
     "arcsin", "arctan", "arctanh",
     "gaussian", "0",
 )  # fmt: skip
+
+#: names of the functions shipped with physkan (plugins add to the registry later).
+BUILTIN_SYMBOLIC: tuple[str, ...] = tuple(_REGISTRY)

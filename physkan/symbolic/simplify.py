@@ -141,7 +141,9 @@ def lambdify_numpy(
     """float64 numpy evaluator ``X (N, n_vars) -> (N,)``; domain errors give NaN, not warnings."""
     expr = sympy.sympify(expr)
     syms = _symbols_for(expr, variables)
-    fn = sympy.lambdify(syms, expr, modules="numpy")
+    from physkan.plugins.numeric import numpy_modules  # plugin functions (erf, ...)
+
+    fn = sympy.lambdify(syms, expr, modules=numpy_modules())
 
     def evaluate(X: np.ndarray) -> np.ndarray:
         arr = np.asarray(X, dtype=np.float64)
