@@ -202,8 +202,8 @@ def problems(as_json: bool) -> None:
 def train(problem: str, devices: int, accelerator: str, strategy: str, max_steps: int | None,
           out: Path | None) -> None:  # fmt: skip
     """Train the problem's network (no symbolic stage) on the Lightning engine."""
-    from physkan.discover import build_model
     from physkan.problems import load_problem, make_dataset
+    from physkan.strategies.common import build_model
     from physkan.train import fit
     from physkan.train.objectives import make_objective
 

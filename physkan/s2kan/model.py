@@ -46,7 +46,7 @@ class S2KAN(nn.Module):
         variables: Sequence[str] | None = None,
         outputs: Sequence[str] | None = None,
         seed: int = 0,
-        resolution: float = 1e-3,
+        resolution: float = 1e-5,
         use_spline: bool = True,
     ) -> None:
         super().__init__()
@@ -71,10 +71,29 @@ class S2KAN(nn.Module):
                     S2Layer(sum(self.width[lyr]), n_add + MULT_ARITY * n_mult, library,
                             grid=grid, k=k, use_spline=use_spline)
                 )  # fmt: skip
+            self.layers = nn.ModuleList(layers)
+            self._seed_products()
         finally:
             torch.random.set_rng_state(gen_state)
-        self.layers = nn.ModuleList(layers)
         self.library = self.layers[0].library
+
+    def _seed_products(self) -> None:
+        """Start every product node as a product of two distinct inputs of its layer
+        (``x_a · x_b``, identity splines; other edges into its subnodes start at zero) so
+        that warm-up begins from a genuine product instead of a random decomposition."""
+        with torch.no_grad():
+            for lyr, layer in enumerate(self.layers):
+                n_add, n_mult = self.width[lyr + 1]
+                ident = layer.greville()
+                for m in range(n_mult):
+                    for half in range(MULT_ARITY):
+                        j = n_add + MULT_ARITY * m + half
+                        src = (MULT_ARITY * m + half) % layer.n_in
+                        layer.coef[:, j, :] = 0.0
+                        layer.coef[src, j, :] = ident[src]
+                    if lyr + 1 < len(self.layers):  # the product node feeds on with slope 1
+                        nxt = self.layers[lyr + 1]
+                        nxt.coef[n_add + m] = nxt.greville()[n_add + m]
 
     # ------------------------------------------------------------------ structure
     @property

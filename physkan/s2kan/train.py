@@ -50,6 +50,7 @@ class S2KANTrainConfig:
     polish_points: int = 300
     max_fit_points: int = 256
     verbose: bool = False
+    rank_eps: float = 1e-4
 
 
 def _mse(model: S2KAN, x: Tensor, y: Tensor) -> Tensor:
@@ -99,8 +100,25 @@ def _subsample(x: Tensor, n: int) -> Tensor:
     return torch.linspace(0, x.shape[0] - 1, n).long()
 
 
-def init_symbolic(model: S2KAN, x: Tensor, cfg: S2KANTrainConfig) -> None:
-    """Initialise every edge's symbolic terms from its warm-up spline (layer by layer)."""
+def _rank(cands: list, layer, n: int, eps: float) -> list:
+    """Order candidates by an MDL-like score: ``(n/2)·log2(max(1 - r², eps)) + bits``.
+
+    ``eps`` is the relative precision of the warm-up curves, so differences in r² below what
+    the spline can resolve do not beat a simpler function."""
+    from physkan.s2kan.mdl import layer_term_bits
+
+    bits = layer_term_bits(layer, n).tolist()
+
+    def score(c) -> float:
+        s = layer.library.index(c.name)
+        return 0.5 * n * math.log2(max(1.0 - c.fit.r2, eps)) + bits[s]
+
+    return sorted(cands, key=score)
+
+
+def init_symbolic(model: S2KAN, x: Tensor, cfg: S2KANTrainConfig, eps: float = 1e-4) -> None:
+    """Initialise every edge's symbolic terms from its warm-up spline (layer by layer);
+    ``eps`` is the relative precision of the warm-up fit (see :func:`_rank`)."""
     hi, lo = open_logit(0.98), open_logit(0.5)
     idx = _subsample(x, cfg.max_fit_points)
     for lyr, layer in enumerate(model.layers):
@@ -110,10 +128,11 @@ def init_symbolic(model: S2KAN, x: Tensor, cfg: S2KANTrainConfig) -> None:
         with torch.no_grad():
             spl = layer.spline_values(xs) + layer.d  # (n, in, n_sub)
         cands = {
-            (i, j): suggest_symbolic(xs[:, i].double(), spl[:, i, j].double(), lib, topk=cfg.topk)
+            (i, j): _rank(suggest_symbolic(xs[:, i].double(), spl[:, i, j].double(), lib, topk=0),
+                          layer, x.shape[0], eps)[: cfg.topk]
             for i in range(layer.n_in)
             for j in range(layer.n_sub)
-        }
+        }  # fmt: skip
         with torch.no_grad():
             layer.mask[..., :-1] = 0.0
             layer.c.zero_()
@@ -285,7 +304,7 @@ def train_s2kan(model: S2KAN, x: Tensor, y: Tensor, cfg: S2KANTrainConfig | None
             print(f"[s2kan] {stage}: mse={dl.mse:.3g} DL={dl.total_bits:.1f} terms={model.open_terms()}")
 
     warmup(model, x, y, cfg)
-    init_symbolic(model, x, cfg)
+    init_symbolic(model, x, cfg, eps=cfg.rank_eps)
     report("init")
     mdl_phase(model, x, y, cfg)
     report("mdl")

@@ -233,8 +233,8 @@ def register_symbolic(fn: SymbolicFunction, *, overwrite: bool = False) -> None:
 
 
 def available_symbolic() -> list[str]:
-    """Names of all registered functions (plugins included), in registration order."""
-    _load_plugin_functions()
+    """Names of all registered functions, in registration order (plugin functions appear
+    once plugins are applied, e.g. after the first lookup of an unknown name)."""
     return list(_REGISTRY)
 
 

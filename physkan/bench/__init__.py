@@ -1,0 +1,5 @@
+"""Benchmarks: the AI Feynman regression suite (``physkan bench feynman``)."""
+
+from physkan.bench.feynman import BenchRow, BenchSummary, run_feynman_bench
+
+__all__ = ["BenchRow", "BenchSummary", "run_feynman_bench"]

@@ -1,0 +1,120 @@
+"""The AI Feynman benchmark harness: discover every equation of a CSV, report recovery.
+
+Each row of the CSV (see :mod:`physkan.problems.feynman`) becomes a regression problem
+sampled on its box; :func:`physkan.discover.discover` runs on it and the row records exact
+recovery, the formula's test RMSE and the wall time. A row that raises is recorded as
+failed with the reason, and the run goes on.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["BenchRow", "BenchSummary", "run_feynman_bench"]
+
+
+@dataclass
+class BenchRow:
+    """The outcome of one equation."""
+
+    name: str
+    truth: str
+    formula: str
+    recovered: bool
+    test_rmse: float
+    seconds: float
+    error: str | None = None
+    recovery: str = ""
+
+
+@dataclass
+class BenchSummary:
+    """All rows and the overall exact-recovery rate."""
+
+    rows: list[BenchRow] = field(default_factory=list)
+
+    @property
+    def n(self) -> int:
+        return len(self.rows)
+
+    @property
+    def n_recovered(self) -> int:
+        return sum(r.recovered for r in self.rows)
+
+    @property
+    def rate(self) -> float:
+        """Fraction of equations recovered exactly (0 for an empty run)."""
+        return self.n_recovered / self.n if self.rows else 0.0
+
+    @property
+    def seconds(self) -> float:
+        return sum(r.seconds for r in self.rows)
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict: ``rows``, ``n``, ``recovered``, ``rate``, ``seconds``."""
+        return {
+            "n": self.n,
+            "recovered": self.n_recovered,
+            "rate": self.rate,
+            "seconds": round(self.seconds, 3),
+            "rows": [asdict(r) for r in self.rows],
+        }
+
+
+def _run_one(eq: Any, *, seed: int, steps: int | None, n_train: int, n_test: int) -> BenchRow:
+    from physkan.discover import discover
+    from physkan.problems.feynman import feynman_problem
+
+    start = time.perf_counter()
+    try:
+        spec = feynman_problem(eq, n_train=n_train, n_test=n_test, seed=seed)
+        result = discover(spec, seed=seed, steps=steps)
+    except Exception as exc:  # noqa: BLE001 - a failing row is reported, the run goes on
+        return BenchRow(eq.name, eq.formula, "", False, float("nan"), time.perf_counter() - start,
+                        error=f"{type(exc).__name__}: {exc}"[:300])  # fmt: skip
+    return BenchRow(
+        name=eq.name, truth=eq.formula, formula="; ".join(result.formula_text),
+        recovered=bool(result.recovered), test_rmse=float(result.metrics.get("test_rmse", float("nan"))),
+        seconds=time.perf_counter() - start, recovery=result.recovery,
+    )  # fmt: skip
+
+
+def run_feynman_bench(
+    csv_path: str | Path,
+    *,
+    limit: int | None = None,
+    names: Iterable[str] | None = None,
+    seed: int = 0,
+    steps: int | None = None,
+    n_train: int = 1000,
+    n_test: int = 1000,
+    on_row: Callable[[BenchRow], None] | None = None,
+) -> BenchSummary:
+    """Run discovery on the equations of ``csv_path`` (the first ``limit`` / only ``names``).
+
+    Args:
+        steps: overrides ``[train].steps`` of every problem (``None``: the default).
+        on_row: called after each equation (progress display).
+
+    Raises:
+        ProblemError: the CSV cannot be read or is malformed.
+    """
+    from physkan.problems.feynman import read_feynman_csv
+
+    equations = read_feynman_csv(csv_path)
+    if names is not None:
+        wanted = set(names)
+        equations = [e for e in equations if e.name in wanted]
+    if limit is not None:
+        equations = equations[:limit]
+    summary = BenchSummary()
+    for eq in equations:
+        row = _run_one(eq, seed=seed, steps=steps, n_train=n_train, n_test=n_test)
+        summary.rows.append(row)
+        if on_row is not None:
+            on_row(row)
+    return summary

@@ -1,0 +1,119 @@
+"""Lagrangian strategy: learn L(q, q_dot) from accelerations by the Euler-Lagrange residual."""
+
+from __future__ import annotations
+
+import sympy
+import torch
+
+from physkan.discover import Discovery, Reporter, register_strategy
+from physkan.kan.network import MultKAN
+from physkan.problems import Dataset, ProblemSpec
+from physkan.strategies.common import build_model, sample_ranges, symbolic_stage
+from physkan.symbolic.equivalence import equivalent
+from physkan.symbolic.formula import model_formula
+
+__all__ = ["discover_lagrangian"]
+
+
+
+def discover_lagrangian(spec: ProblemSpec, data: Dataset, say: Reporter) -> Discovery:
+    """Learn ``L(q, q_dot)`` from accelerations by the Euler-Lagrange residual.
+
+    The network starts as the free-particle Lagrangian ``T = |q_dot|^2 / 2`` (the paper's
+    kanpiler initialisation, here by a short fit), which keeps the velocity Hessian
+    invertible. The simplest structure is tried first: an additive ``[2n, 1]`` KAN
+    (``L = sum_i f_i(q_i) + g_i(q_dot_i)``, the form of most mechanical Lagrangians); if its
+    Euler-Lagrange residual stays high, the problem's ``[model].width`` is trained and pruned.
+    """
+    from physkan.interpret.prune import prune
+    from physkan.train import fit
+    from physkan.train.objectives import LagrangianObjective, RegressionObjective
+
+    n = len(spec.system.coordinates)
+    state, qddot = data.x_train, data.extras["qddot_train"]
+    el = {"state": state, "qddot": qddot}
+    objective = LagrangianObjective(cond_max=None)
+    kinetic = {"x": state, "y": 0.5 * (state[:, n:] ** 2).sum(1, keepdim=True)}
+    scale = float(qddot.var()) or 1.0
+    tr = spec.train
+    steps = max(5, tr.steps // 10)
+
+    def train(width) -> tuple[MultKAN, float]:
+        model = build_model(spec, data.inputs, ["L"], width)
+        model.update_grid(state)
+        fit(model, RegressionObjective(), kinetic, steps=5)
+        result = fit(model, objective, el, steps=steps)
+        return model, result.final_loss / scale
+
+    say("training an additive Lagrangian [2n, 1]")
+    model, rel = train([2 * n, 1])
+    if rel > 1e-3 and spec.model.width is not None and len(spec.model.width) > 2:
+        say(f"additive form insufficient (relative residual {rel:.1e}); training {spec.model.width}")
+        wide, rel_wide = train(None)
+        if rel_wide < rel:
+            model = prune(wide, state, node_th=spec.discover.node_th, edge_th=spec.discover.edge_th)
+            fit(model, objective, el, steps=steps)
+    for grid in tr.refine:
+        model.refine(grid)
+        fit(model, objective, el, steps=steps)
+    report = symbolic_stage(model, state, spec, say)
+    say("refitting the symbolic parameters")
+    fit(model, objective, el, steps=max(5, steps // 2))
+    formula = model_formula(model, state, snap=spec.discover.snap, allow_numeric=not report.complete)
+    if report.complete:
+        from physkan.physics.gauge import canonical_lagrangian
+
+        formula.expressions = [
+            canonical_lagrangian(formula.expressions[0], spec.system.coordinates, snap=spec.discover.snap)
+        ]
+    metrics = _lagrangian_metrics(model, data, objective)
+    recovered, why = _check_lagrangian(spec, formula.expressions[0], data, report.complete)
+    if report.complete and spec.system.lagrangian is not None:
+        metrics.update(_rollout_metrics(spec, formula.expressions[0], data))
+    return Discovery(
+        problem=spec.name, type=spec.type, variables=data.inputs, outputs=["L"],
+        formulas=formula.expressions, recovered=recovered, recovery=why, metrics=metrics,
+        seconds=0.0, model=model, numeric_edges=formula.numeric_edges,
+        symbolic_report=report.summary(),
+    )  # fmt: skip
+
+
+def _lagrangian_metrics(model: MultKAN, data: Dataset, objective) -> dict[str, float]:
+    from physkan.physics import lagrangian_accelerations
+
+    state, qddot = data.x_test, data.extras["qddot_test"]
+    pred = lagrangian_accelerations(model, state, create_graph=False, cond_max=None).detach()
+    return {
+        "test_rmse": float(((pred - qddot) ** 2).mean().sqrt()),
+        "test_relative_rmse": float(((pred - qddot) ** 2).mean().sqrt() / qddot.std()),
+    }
+
+
+def _check_lagrangian(spec: ProblemSpec, found: sympy.Expr, data: Dataset, complete: bool) -> tuple[bool | None, str]:
+    if spec.system.lagrangian is None:
+        return None, "no ground truth"
+    if not complete:
+        return False, "some edges stayed splines"
+    eq = equivalent(found, spec.system.lagrangian_expr(), data.inputs, sample_ranges(spec, data.inputs),
+                    up_to="scale_offset", rtol=1e-5)  # fmt: skip
+    return eq.equivalent, eq.reason
+
+
+def _rollout_metrics(spec: ProblemSpec, found: sympy.Expr, data: Dataset) -> dict[str, float]:
+    """Roll the found and true laws out from held-out states; trajectory error and energy drift."""
+    from physkan.physics import lagrangian_from_sympy
+    from physkan.physics.verify import verify_lagrangian_rollout
+
+    coords = list(spec.system.coordinates)
+    L_true = lagrangian_from_sympy(spec.system.lagrangian_expr(), coords)
+    L_found = lagrangian_from_sympy(found, coords)
+    z0 = data.x_test[:8]
+    t = torch.linspace(0, 5, 51, dtype=torch.float64)
+    try:
+        out = verify_lagrangian_rollout(L_true, L_found, z0, t)
+    except Exception as exc:  # noqa: BLE001 - a failed rollout is reported, not fatal
+        return {"rollout_error": float("nan"), "rollout_failure": str(exc)[:200]}  # type: ignore[dict-item]
+    return {f"rollout_{k}": float(v) for k, v in out.items() if isinstance(v, (int, float))}
+
+
+register_strategy("lagrangian", discover_lagrangian)

@@ -1,0 +1,217 @@
+"""Regression strategy: Occam structure search, train, prune, auto-symbolic, refit, verify.
+
+Candidate structures are tried from the simplest up, and the search stops at the first one
+whose *symbolic* formula fits held-out data to ~machine precision (an exact fit):
+
+1. ``[n_in, n_out]`` — an additive law ``y = sum_i f_i(x_i)``;
+2. ``log|y|`` with ``[n_in, 1]`` — a multiplicatively separable law ``y = s·prod_i g_i(x_i)``
+   (power laws, most of physics' prefactor formulas), see :mod:`physkan.strategies.logsep`;
+3. ``[n_in, 1, 1]`` — one inner sum, one outer function (``exp(sin(pi x) + y^2)``);
+4. the problem's ``[model].width``, trained with sparsity and pruned.
+
+A candidate whose spline network already misses the data (relative error >= 5e-2) skips
+the symbolic stage. When no candidate is exact, the one with the smallest formula error wins.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import sympy
+import torch
+from torch import Tensor
+
+from physkan.discover import Discovery, Reporter, register_strategy
+from physkan.kan.network import MultKAN
+from physkan.problems import Dataset, ProblemSpec
+from physkan.strategies.common import build_model, formula_rmse, sample_ranges, symbolic_stage
+from physkan.strategies.logsep import LOG_LIBRARY, linear_log_formula, log_formula, log_target, sign_of
+from physkan.symbolic.edges import AutoSymbolicReport, auto_symbolic
+from physkan.symbolic.equivalence import equivalent
+from physkan.symbolic.formula import model_formula
+
+__all__ = ["discover_regression"]
+
+#: Relative (to ``std(y)``) test RMSE below which a symbolic formula counts as an exact fit.
+EXACT_REL_RMSE = 1e-6
+#: Relative training error of the spline network above which the symbolic stage is skipped.
+SPLINE_GATE = 5e-2
+
+
+@dataclass
+class _Candidate:
+    """One structure of the search."""
+
+    label: str
+    width: list[Any] | None
+    log_space: bool = False
+
+
+@dataclass
+class _Trial:
+    """A trained (and, if promising, symbolified) candidate."""
+
+    label: str
+    model: MultKAN
+    formulas: list[sympy.Expr] = field(default_factory=list)
+    numeric_edges: list[tuple[int, int, int]] = field(default_factory=list)
+    report: AutoSymbolicReport | None = None
+    rel_error: float = float("inf")  # relative test RMSE of the formula (or of the network)
+    model_test_rmse: float = float("inf")
+    test_rmse: float = float("inf")
+    predict: Callable[[Tensor], Tensor] | None = None
+
+    @property
+    def complete(self) -> bool:
+        return self.report is not None and self.report.complete and not self.numeric_edges
+
+
+def _regression_candidates(spec: ProblemSpec, data: Dataset) -> list[_Candidate]:
+    """Network shapes tried in order of simplicity; ``width=None`` is the problem's own width."""
+    n_in, n_out = len(data.inputs), len(data.outputs)
+    shapes = [_Candidate(f"additive [{n_in}, {n_out}]", [n_in, n_out])]
+    if n_out == 1 and sign_of(data.y_train) != 0 and n_in > 1:
+        shapes.append(_Candidate(f"log-additive [{n_in}, 1] on log|y|", [n_in, 1], log_space=True))
+    if n_out == 1:
+        shapes.append(_Candidate(f"[{n_in}, 1, 1]", [n_in, 1, 1]))
+    shapes.append(_Candidate("problem width", None))
+    return shapes
+
+
+def _rel(err: float, y: Tensor) -> float:
+    return err / (float(y.std()) or 1.0)
+
+
+def _run_candidate(cand: _Candidate, spec: ProblemSpec, data: Dataset, say: Reporter) -> _Trial:
+    """Train one structure; if its network is accurate, make it symbolic and export it."""
+    from physkan.interpret.prune import prune
+    from physkan.train import fit
+    from physkan.train.objectives import RegressionObjective
+
+    tr = spec.train
+    steps = max(5, tr.steps // 4)
+    sign = sign_of(data.y_train) if cand.log_space else 0
+    y_train = log_target(data.y_train) if cand.log_space else data.y_train
+    train = {"x": data.x_train, "y": y_train}
+    outputs = ["log_abs_y"] if cand.log_space else data.outputs
+    wide = cand.width is None
+    model = build_model(spec, data.inputs, outputs, cand.width)
+    say(f"training {cand.label}: {model.width_spec}"
+        + (f" with sparsity (lambda={tr.lamb:g})" if wide and tr.lamb else ""))  # fmt: skip
+    model.update_grid(data.x_train)
+    grid_kw = dict(grid_update_every=tr.grid_update_every if tr.update_grid else None,
+                   grid_update_until=tr.stop_grid_update_step)  # fmt: skip
+    fit(model, RegressionObjective(), train, steps=steps, lamb=tr.lamb if wide else 0.0,
+        lamb_l1=tr.lamb_l1, lamb_entropy=tr.lamb_entropy, **grid_kw)  # fmt: skip
+    if wide and spec.discover.prune:
+        say("pruning")
+        model = prune(model, data.x_train, node_th=spec.discover.node_th, edge_th=spec.discover.edge_th)
+        fit(model, RegressionObjective(), train, steps=steps)
+    with torch.no_grad():
+        rel = _rel(float(((model(data.x_train) - y_train) ** 2).mean().sqrt()), y_train)
+
+    def spline_predict(x: Tensor) -> Tensor:
+        with torch.no_grad():
+            out = model(x)
+        return sign * out.exp() if cand.log_space else out
+
+    trial = _Trial(cand.label, model, predict=spline_predict)
+    trial.model_test_rmse = float(((spline_predict(data.x_test) - data.y_test) ** 2).mean().sqrt())
+    trial.test_rmse = trial.model_test_rmse
+    trial.rel_error = _rel(trial.model_test_rmse, data.y_test)
+    if rel >= SPLINE_GATE:
+        say(f"{model.width_spec} leaves relative error {rel:.1e}; trying a larger network")
+        return trial
+    for grid in tr.refine:
+        model.refine(grid)
+        fit(model, RegressionObjective(), train, steps=steps)
+    if cand.log_space:
+        say("fitting symbolic functions to the log-space edges")
+        trial.report = auto_symbolic(model, data.x_train, LOG_LIBRARY, r2_threshold=spec.discover.r2_threshold,
+                                     weight_simple=spec.discover.weight_simple)  # fmt: skip
+    else:
+        trial.report = symbolic_stage(model, data.x_train, spec, say)
+    say("refitting the symbolic parameters")
+    fit(model, RegressionObjective(), train, steps=max(5, steps // 2))
+    if cand.log_space:
+        if not trial.report.complete:
+            return trial
+        try:
+            expr = linear_log_formula(model, data.inputs, sign, data.x_train, data.y_train)
+            if expr is None:
+                expr = log_formula(model, data.inputs, sign, data.x_train, data.y_train)
+        except (TypeError, ValueError, ZeroDivisionError, OverflowError) as exc:
+            say(f"log-space formula failed: {exc}")
+            return trial
+        trial.formulas = [expr]
+    else:
+        formula = model_formula(model, data.x_train, data.y_train, snap=spec.discover.snap,
+                                allow_numeric=not trial.report.complete)  # fmt: skip
+        trial.formulas, trial.numeric_edges = formula.expressions, formula.numeric_edges
+        with torch.no_grad():
+            trial.model_test_rmse = float(((model(data.x_test) - data.y_test) ** 2).mean().sqrt())
+        trial.test_rmse = trial.model_test_rmse
+    if trial.complete:
+        trial.test_rmse = formula_rmse(trial.formulas, data.inputs, data.x_test, data.y_test)
+        if trial.test_rmse != trial.test_rmse:  # NaN: the formula leaves its domain
+            trial.test_rmse = float("inf")
+    trial.rel_error = _rel(trial.test_rmse, data.y_test)
+    return trial
+
+
+def _better(a: _Trial, b: _Trial | None) -> bool:
+    """Is ``a`` preferable to ``b``? Closed-form formulas first, then the smaller error."""
+    if b is None:
+        return True
+    if a.complete != b.complete and (a.complete and a.rel_error < 1e-3 or b.complete and b.rel_error < 1e-3):
+        return a.complete
+    return a.rel_error < b.rel_error
+
+
+def discover_regression(spec: ProblemSpec, data: Dataset, say: Reporter) -> Discovery:
+    """Occam structure search with an early exit on an exact symbolic fit; verify."""
+    best: _Trial | None = None
+    for cand in _regression_candidates(spec, data):
+        torch.manual_seed(spec.model.seed)
+        trial = _run_candidate(cand, spec, data, say)
+        if _better(trial, best):
+            best = trial
+        if trial.complete and trial.rel_error < EXACT_REL_RMSE:
+            say(f"{cand.label}: exact symbolic fit (relative test RMSE {trial.rel_error:.1e})")
+            break
+    assert best is not None
+    if not best.formulas:  # no candidate reached the symbolic stage: export the last network
+        formula = model_formula(best.model, allow_numeric=True, snap=False)
+        best.formulas, best.numeric_edges = formula.expressions, formula.numeric_edges
+    metrics = {"model_test_rmse": best.model_test_rmse, "test_rmse": best.test_rmse}
+    recovered, why = _check_regression(spec, best.formulas, data)
+    return Discovery(
+        problem=spec.name, type=spec.type, variables=data.inputs, outputs=data.outputs,
+        formulas=best.formulas, recovered=recovered, recovery=why, metrics=metrics,
+        seconds=0.0, model=best.model, numeric_edges=best.numeric_edges,
+        symbolic_report=(best.report.summary() if best.report else "no symbolic stage")
+        + f"\nstructure: {best.label}",
+    )  # fmt: skip
+
+
+def _check_regression(spec: ProblemSpec, found: list[sympy.Expr], data: Dataset) -> tuple[bool | None, str]:
+    from physkan.problems.physics_makers import truth_expressions
+
+    truths = truth_expressions(spec)
+    if not truths:
+        return None, "no ground truth"
+    if any(f.atoms(sympy.core.function.AppliedUndef) for f in found):
+        return False, "some edges stayed splines, so the formula is not closed-form"
+    ranges = sample_ranges(spec, data.inputs)
+    reasons = []
+    ok = True
+    for name, f, t in zip(data.outputs, found, truths):
+        eq = equivalent(f, t, data.inputs, ranges)
+        ok &= eq.equivalent
+        reasons.append(f"{name}: {eq.reason}")
+    return ok, "; ".join(reasons)
+
+
+register_strategy("regression", discover_regression)
