@@ -1,11 +1,12 @@
 """Conservation strategy: find ``n_quantities`` independent conserved quantities of ``dz/dt = f(z)``.
 
-Following KAN 2.0 (sec. 5.1), each quantity ``H`` is a KAN trained so that its normalised
-gradient is orthogonal to the flow, ``mean (f_hat . grad_hat H)^2 -> 0``. Quantities are
-found one at a time; each new one is also pushed away from the gradients of the ones
-already found, so the set becomes independent. Every KAN is made symbolic, the formula is
-put in a canonical form (constant dropped, leading coefficient 1) and checked: ``grad H . f``
-must simplify to 0 and the set's Jacobian must have full rank.
+The condition ``grad Q . f = 0`` is linear in ``Q``; over a dictionary of the library's
+functions of each variable and their pairwise products it becomes a null-space problem
+whose sparse basis gives exact quantities (see :mod:`physkan.physics.invariants`). Each is
+put in a canonical form (constant dropped, leading coefficient 1) and the set is checked:
+``grad Q . f`` must simplify to 0 and the Jacobian must have full rank. (The KAN-trained
+route of KAN 2.0 sec. 5.1 is available as :func:`physkan.physics.conservation_loss` with the
+Lightning engine; it fits to 1e-7 but its edges do not snap to exact forms reliably yet.)
 """
 
 from __future__ import annotations
@@ -17,11 +18,8 @@ import torch
 from torch import Tensor
 
 from physkan.discover import Discovery, Reporter, register_strategy
-from physkan.kan.network import MultKAN
-from physkan.physics.losses import conservation_loss
 from physkan.problems import Dataset, ProblemSpec
-from physkan.strategies.common import build_model, sample_ranges, symbolic_stage
-from physkan.symbolic.formula import model_formula
+from physkan.strategies.common import sample_ranges
 from physkan.symbolic.simplify import clean_formula, lambdify_torch, snap_constants
 
 __all__ = ["canonical_quantity", "discover_conservation"]
@@ -31,26 +29,6 @@ def _unit_gradients(fn: Callable[[Tensor], Tensor], z: Tensor, create_graph: boo
     z = z.detach().requires_grad_(True)
     (g,) = torch.autograd.grad(fn(z).sum(), z, create_graph=create_graph)
     return g / (torch.linalg.vector_norm(g, dim=1, keepdim=True) + 1e-8)
-
-
-class _NewQuantityObjective:
-    """Conservation loss plus a penalty on alignment with already-found quantities."""
-
-    def __init__(self, previous: list[Tensor], weight: float = 0.1) -> None:
-        self.previous = previous  # unit gradients (N, d) of the quantities found so far
-        self.weight = weight
-
-    def loss(self, model, batch: dict[str, Tensor]) -> Tensor:
-        z, f = batch["z"], batch["f"]
-        loss = conservation_loss(model, z, f)
-        if self.previous:
-            unit = _unit_gradients(model, z, create_graph=True)
-            for prev in self.previous:
-                loss = loss + self.weight * ((unit * prev.to(unit)).sum(1) ** 2).mean()
-        return loss
-
-    def grid_samples(self, batch: dict[str, Tensor]) -> Tensor:
-        return batch["z"]
 
 
 def canonical_quantity(expr: sympy.Expr, *, snap: bool = True) -> sympy.Expr:
@@ -69,71 +47,64 @@ def canonical_quantity(expr: sympy.Expr, *, snap: bool = True) -> sympy.Expr:
     return clean_formula(expr)
 
 
+def feature_dictionary(state: list[sympy.Symbol], library: list[str] | None) -> list[sympy.Expr]:
+    """Library functions of each state variable plus all pairwise products of variables."""
+    from physkan.physics.invariants import monomials
+    from physkan.symbolic.library import resolve_library
+
+    feats: list[sympy.Expr] = []
+    for fn in resolve_library(library or ["x", "x^2"]).values():
+        if fn.name == "0":
+            continue
+        for s in state:
+            expr = fn.sympy_fn(s)
+            if expr.free_symbols and expr not in feats:
+                feats.append(expr)
+    for expr in monomials(state, (2,)):
+        if expr not in feats:
+            feats.append(expr)
+    return feats
+
+
 def discover_conservation(spec: ProblemSpec, data: Dataset, say: Reporter) -> Discovery:
-    """Train one KAN per quantity (different seeds), make them symbolic, verify the set."""
+    """Conserved quantities as the sparse null space of ``grad Q . f = 0`` over a dictionary.
+
+    The dictionary is the ``[discover].library`` applied to every state variable plus all
+    pairwise products (what a ``[d, [0, m], 1]`` MultKAN with symbolic edges can express).
+    Independent quantities are taken greedily from the sparse (row-echelon) null-space basis
+    and verified symbolically.
+    """
+    from physkan.physics.invariants import null_space_quantities
     from physkan.physics.verify import conserved_quantities_check
-    from physkan.train import fit
 
     system = spec.system
-    state = list(system.state)
-    z, f = data.x_train, data.extras["f_train"]
-    batch = {"z": z, "f": f}
-    n_wanted = system.n_quantities
-    steps = max(5, spec.train.steps // 10)
+    names = list(system.state)
+    syms = [sympy.Symbol(n, real=True) for n in names]
+    feats = feature_dictionary(syms, spec.discover.library)
+    say(f"solving grad Q . f = 0 over {len(feats)} features")
+    z, f = data.x_train.numpy(), data.extras["f_train"].numpy()
+    candidates, info = null_space_quantities(feats, syms, z, f)
+    candidates = sorted((canonical_quantity(q, snap=spec.discover.snap) for q in candidates),
+                        key=lambda q: (sympy.count_ops(q), sympy.default_sort_key(q)))  # fmt: skip
+    ranges = [sample_ranges(spec, names)[n] for n in names]
     found: list[sympy.Expr] = []
-    previous: list[Tensor] = []
-    models: list[MultKAN] = []
-    attempts = 0
-    numeric: list[tuple[int, int, int]] = []
-    while len(found) < n_wanted and attempts < 3 * n_wanted:
-        seed = spec.model.seed + attempts
-        attempts += 1
-        say(f"training quantity {len(found) + 1}/{n_wanted} (seed {seed})")
-        model = build_model(spec, state, [f"H{len(found) + 1}"])
-        model = _reseed(model, spec, state, seed)
-        model.update_grid(z)
-        fit(model, _NewQuantityObjective(previous), batch, steps=steps, seed=seed)
-        report = symbolic_stage(model, z, spec, say)
-        if not report.complete:
-            numeric.extend((e.layer, e.i, e.j) for e in report.kept_numeric)
-            continue
-        fit(model, _NewQuantityObjective(previous), batch, steps=max(3, steps // 2), seed=seed)
-        expr = canonical_quantity(model_formula(model, z, snap=spec.discover.snap).expressions[0],
-                                  snap=spec.discover.snap)  # fmt: skip
-        if not expr.free_symbols:
-            continue
-        candidate = found + [expr]
-        check = conserved_quantities_check(candidate, system.dynamics_exprs(), _symbols(state, candidate),
-                                           sample_ranges(spec, state))  # fmt: skip
+    for q in candidates:
+        if len(found) == system.n_quantities:
+            break
+        check = conserved_quantities_check(found + [q], system.dynamics_exprs(), syms, ranges)
         if check["ok"]:
-            found.append(expr)
-            models.append(model)
-            previous.append(_unit_gradients(lambdify_torch(expr, state), z, create_graph=False).detach())
-        else:
-            say(f"candidate {expr} rejected (not exactly conserved or not independent)")
-    recovered = len(found) == n_wanted
-    why = (f"{len(found)} independent exactly conserved quantities (grad H . f = 0 symbolically, "
-           f"full-rank Jacobian)")  # fmt: skip
+            found.append(q)
+    recovered = len(found) == system.n_quantities
+    why = (f"{len(found)} independent exactly conserved quantities (grad Q . f = 0 symbolically, "
+           f"full-rank Jacobian) from a {info['null_space_dim']:.0f}-dimensional null space")  # fmt: skip
     if not recovered:
-        why += f"; wanted {n_wanted}"
-    metrics = _residuals(found, state, data)
+        why += f"; wanted {system.n_quantities}"
+    metrics = {**_residuals(found, names, data), **info}
     return Discovery(
-        problem=spec.name, type=spec.type, variables=state,
+        problem=spec.name, type=spec.type, variables=names,
         outputs=[f"H{i + 1}" for i in range(len(found))], formulas=found, recovered=recovered,
-        recovery=why, metrics=metrics, seconds=0.0, model=models[0] if models else None,
-        numeric_edges=numeric if not recovered else [],
+        recovery=why, metrics=metrics, seconds=0.0, model=None,
     )  # fmt: skip
-
-
-def _reseed(model: MultKAN, spec: ProblemSpec, state: list[str], seed: int) -> MultKAN:
-    if seed == spec.model.seed:
-        return model
-    return build_model(spec.updated({"model.seed": seed}), state, list(model.outputs))
-
-
-def _symbols(state: list[str], exprs: list[sympy.Expr]) -> list[sympy.Symbol]:
-    by_name = {s.name: s for e in exprs for s in e.free_symbols}
-    return [by_name.get(n, sympy.Symbol(n, real=True)) for n in state]
 
 
 def _residuals(found: list[sympy.Expr], state: list[str], data: Dataset) -> dict[str, float]:

@@ -17,12 +17,22 @@ from torch import Tensor
 from physkan.kan.network import MultKAN
 from physkan.symbolic.formula import raw_formula
 from physkan.symbolic.library import get_symbolic
-from physkan.symbolic.simplify import DEFAULT_CONSTANTS, clean_formula, snap_to_data, snap_value
+from physkan.symbolic.simplify import (
+    DEFAULT_CONSTANTS,
+    clean_formula,
+    lambdify_numpy,
+    snap_to_data,
+    snap_value,
+)
 
 __all__ = ["LOG_LIBRARY", "SNAP_CONSTANTS", "linear_log_formula", "log_formula", "log_target", "sign_of"]
 
 #: Edge functions of a log-space network: ``log`` (powers), ``x``/``x^2``/``1/x`` (exp factors).
 LOG_LIBRARY: tuple[str, ...] = ("x", "log", "x^2", "1/x")
+
+#: Functions with ``f(a·x) = a^p·f(x)`` or ``log(a·x) = log(a) + log(x)``.
+SCALE_FREE = frozenset({"x", "x^2", "x^3", "x^4", "x^5", "1/x", "1/x^2", "1/x^3", "1/x^4",
+                        "sqrt", "x^1.5", "1/sqrt", "1/x^1.5", "log"})  # fmt: skip
 
 #: Snapping constants for prefactors: the defaults plus ``pi^2`` (``hbar^2`` laws).
 SNAP_CONSTANTS: tuple[sympy.Expr, ...] = (*DEFAULT_CONSTANTS, sympy.pi**2)
@@ -80,15 +90,36 @@ def log_formula(
     return expr.xreplace({p: s for s, p in pos.items()})
 
 
-def _edge_names(model: MultKAN) -> list[str | None]:
-    """The symbolic function of each input's edge in a ``[n, 1]`` network (``None``: no edge)."""
+def _edge_names(model: MultKAN) -> list[tuple[str, sympy.Expr, sympy.Expr] | None]:
+    """Each input's edge in a ``[n, 1]`` network as ``(function, scale, shift)`` (``None``: none).
+
+    The edge is ``c·f(a·x + b) + d``. For a scale-free ``f`` (powers, ``log``) the scale only
+    changes ``c`` and ``d``, so the argument is normalised to ``x + b/a``; otherwise ``a`` and
+    ``b`` are snapped to simple numbers where they are close to one.
+    """
     layer = model.layers[0]
-    names: list[str | None] = []
+    names: list[tuple[str, sympy.Expr, sympy.Expr] | None] = []
     for i in range(layer.in_dim):
         alive = layer.mask[i, 0] != 0 and layer.symbolic_mask[i, 0] == 1
-        c = float(layer.symbolic_affine[i, 0, 2]) if alive else 0.0
-        names.append(layer.symbolic_names[i][0] if alive and c != 0.0 else None)
+        a, b, c, _ = layer.symbolic_affine[i, 0].detach().tolist() if alive else (0.0, 0.0, 0.0, 0.0)
+        if not alive or c == 0.0 or a == 0.0:
+            names.append(None)
+            continue
+        name = layer.symbolic_names[i][0]
+        if name in SCALE_FREE:
+            names.append((name, sympy.Integer(1), _snap_small(b / a, 1e-2)))
+        else:
+            scale = snap_value(a, tolerance=1e-3, constants=DEFAULT_CONSTANTS)
+            names.append((name, scale if scale is not None else sympy.Float(a), _snap_small(b, 1e-3)))
     return names
+
+
+def _snap_small(value: float, tiny: float) -> sympy.Expr:
+    """0 for ``|value| <= tiny``, else a simple rational near it, else the float itself."""
+    if abs(value) <= tiny:
+        return sympy.Integer(0)
+    snapped = snap_value(value, tolerance=1e-2, max_denominator=4, constants=(sympy.pi,))
+    return snapped if snapped is not None else sympy.Float(value)
 
 
 def linear_log_formula(
@@ -111,7 +142,7 @@ def linear_log_formula(
     names = _edge_names(model)
     used = [(i, n) for i, n in enumerate(names) if n is not None]
     logy = log_target(y).reshape(-1).double()
-    cols = [get_symbolic(n).torch_fn(x[:, i].double()) for i, n in used]
+    cols = [get_symbolic(n).torch_fn(float(sc) * x[:, i].double() + float(sh)) for i, (n, sc, sh) in used]
     A = torch.stack([*cols, torch.ones_like(logy)], 1)
     sol = torch.linalg.lstsq(A, logy.unsqueeze(1)).solution.reshape(-1)
     resid = float(((A @ sol - logy) ** 2).mean().sqrt())
@@ -119,22 +150,16 @@ def linear_log_formula(
         return None
     symbols = {v: sympy.Symbol(v, positive=True) for v in variables}
     log_expr: sympy.Expr = sympy.Integer(0)
-    for (i, n), c in zip(used, sol[:-1].tolist()):
+    for (i, (n, sc, sh)), c in zip(used, sol[:-1].tolist()):
         coef = snap_value(c, tolerance=1e-6, max_denominator=12, constants=())
         coef = coef if coef is not None else sympy.Float(c)
-        log_expr += coef * get_symbolic(n).sympy_fn(symbols[variables[i]])
+        log_expr += coef * get_symbolic(n).sympy_fn(sc * symbols[variables[i]] + sh)
     log_expr = sympy.expand_log(log_expr, force=True)
     # refit the intercept with the snapped exponents, then snap the prefactor
-    fn_vals = torch.as_tensor(
-        [0.0], dtype=torch.float64
-    ) if log_expr == 0 else None
-    if fn_vals is None:
-        from physkan.symbolic.simplify import lambdify_numpy
-
-        vals = torch.as_tensor(lambdify_numpy(log_expr, list(variables))(x.double().numpy()))
+    d = float(logy.mean())
+    if log_expr != 0:
+        vals = torch.as_tensor(lambdify_numpy(log_expr, list(variables))(x.detach().double().numpy()))
         d = float((logy - vals).mean())
-    else:
-        d = float(logy.mean())
     value = sign * float(torch.tensor(d, dtype=torch.float64).exp())
     pref = snap_value(value, tolerance=1e-7, constants=SNAP_CONSTANTS)
     prefactor = pref if pref is not None else sympy.Float(value)

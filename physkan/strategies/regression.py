@@ -3,9 +3,10 @@
 Candidate structures are tried from the simplest up, and the search stops at the first one
 whose *symbolic* formula fits held-out data to ~machine precision (an exact fit):
 
-1. ``[n_in, n_out]`` — an additive law ``y = sum_i f_i(x_i)``;
-2. ``log|y|`` with ``[n_in, 1]`` — a multiplicatively separable law ``y = s·prod_i g_i(x_i)``
-   (power laws, most of physics' prefactor formulas), see :mod:`physkan.strategies.logsep`;
+1. ``log|y|`` with ``[n_in, 1]`` (when ``y`` keeps one sign) — a multiplicatively separable
+   law ``y = s·prod_i g_i(x_i)`` (power laws, most of physics' prefactor formulas), see
+   :mod:`physkan.strategies.logsep`;
+2. ``[n_in, n_out]`` — an additive law ``y = sum_i f_i(x_i)``;
 3. ``[n_in, 1, 1]`` — one inner sum, one outer function (``exp(sin(pi x) + y^2)``);
 4. the problem's ``[model].width``, trained with sparsity and pruned.
 
@@ -27,7 +28,13 @@ from physkan.discover import Discovery, Reporter, register_strategy
 from physkan.kan.network import MultKAN
 from physkan.problems import Dataset, ProblemSpec
 from physkan.strategies.common import build_model, formula_rmse, sample_ranges, symbolic_stage
-from physkan.strategies.logsep import LOG_LIBRARY, linear_log_formula, log_formula, log_target, sign_of
+from physkan.strategies.logsep import (
+    LOG_LIBRARY,
+    linear_log_formula,
+    log_formula,
+    log_target,
+    sign_of,
+)
 from physkan.symbolic.edges import AutoSymbolicReport, auto_symbolic
 from physkan.symbolic.equivalence import equivalent
 from physkan.symbolic.formula import model_formula
@@ -71,9 +78,10 @@ class _Trial:
 def _regression_candidates(spec: ProblemSpec, data: Dataset) -> list[_Candidate]:
     """Network shapes tried in order of simplicity; ``width=None`` is the problem's own width."""
     n_in, n_out = len(data.inputs), len(data.outputs)
-    shapes = [_Candidate(f"additive [{n_in}, {n_out}]", [n_in, n_out])]
+    shapes = []
     if n_out == 1 and sign_of(data.y_train) != 0 and n_in > 1:
         shapes.append(_Candidate(f"log-additive [{n_in}, 1] on log|y|", [n_in, 1], log_space=True))
+    shapes.append(_Candidate(f"additive [{n_in}, {n_out}]", [n_in, n_out]))
     if n_out == 1:
         shapes.append(_Candidate(f"[{n_in}, 1, 1]", [n_in, 1, 1]))
     shapes.append(_Candidate("problem width", None))
@@ -129,17 +137,21 @@ def _run_candidate(cand: _Candidate, spec: ProblemSpec, data: Dataset, say: Repo
         fit(model, RegressionObjective(), train, steps=steps)
     if cand.log_space:
         say("fitting symbolic functions to the log-space edges")
-        trial.report = auto_symbolic(model, data.x_train, LOG_LIBRARY, r2_threshold=spec.discover.r2_threshold,
+        library = list(dict.fromkeys([*LOG_LIBRARY, *(spec.discover.library or [])]))
+        trial.report = auto_symbolic(model, data.x_train, library, r2_threshold=spec.discover.r2_threshold,
                                      weight_simple=spec.discover.weight_simple)  # fmt: skip
     else:
         trial.report = symbolic_stage(model, data.x_train, spec, say)
-    say("refitting the symbolic parameters")
-    fit(model, RegressionObjective(), train, steps=max(5, steps // 2))
+    expr: sympy.Expr | None = None
+    if cand.log_space and trial.report.complete:  # exact linear refit first: no LBFGS needed
+        expr = linear_log_formula(model, data.inputs, sign, data.x_train, data.y_train)
+    if expr is None:
+        say("refitting the symbolic parameters")
+        fit(model, RegressionObjective(), train, steps=max(5, steps // 2))
     if cand.log_space:
         if not trial.report.complete:
             return trial
         try:
-            expr = linear_log_formula(model, data.inputs, sign, data.x_train, data.y_train)
             if expr is None:
                 expr = log_formula(model, data.inputs, sign, data.x_train, data.y_train)
         except (TypeError, ValueError, ZeroDivisionError, OverflowError) as exc:
