@@ -242,6 +242,12 @@ def _attach_optional_commands() -> None:
     cli.add_command(plot_command, "plot")
     cli.add_command(zoo_group, "zoo")
     try:
+        from physkan.bench.cli import bench_group
+    except ImportError:  # pragma: no cover - optional while the harness is absent
+        pass
+    else:
+        cli.add_command(bench_group, "bench")
+    try:
         from physkan.plugins.cli import attach_plugin_commands
     except ImportError:
         return

@@ -20,8 +20,8 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import resource
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -30,7 +30,6 @@ import torch
 from torch import nn
 
 from physkan import MultKAN
-
 
 CLOCK = time.process_time
 
@@ -92,25 +91,34 @@ def bench_pykan(
     return median_step_ms(make_step(model, x, y), max(3, repeats // 4), warmup=1)
 
 
+_MEMORY_PROBE = """
+import resource, torch
+from physkan import MultKAN
+torch.set_num_threads(1)
+gen = torch.Generator().manual_seed(0)
+x = torch.rand(10_000, 2, generator=gen) * 2 - 1
+y = torch.exp(torch.sin(torch.pi * x[:, :1]) + x[:, 1:] ** 2)
+model = MultKAN([2, 5, 1], seed=0)
+opt = torch.optim.LBFGS(model.parameters(), lr=1.0, history_size=10, line_search_fn="strong_wolfe")
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+def closure():
+    opt.zero_grad()
+    loss = ((model(x) - y) ** 2).mean()
+    loss.backward()
+    return loss
+
+for _ in range(5):
+    opt.step(closure)
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024.0)
+"""
+
+
 def peak_memory_fit() -> float:
-    """Peak RSS growth (MiB) while fitting a [2,5,1] KAN on 10k points with LBFGS."""
-    gen = torch.Generator().manual_seed(0)
-    x = torch.rand(10_000, 2, generator=gen) * 2 - 1
-    y = torch.exp(torch.sin(torch.pi * x[:, :1]) + x[:, 1:] ** 2)
-    model = MultKAN([2, 5, 1], seed=0)
-    opt = torch.optim.LBFGS(model.parameters(), lr=1.0, history_size=10, line_search_fn="strong_wolfe")
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-
-    def closure():
-        opt.zero_grad()
-        loss = ((model(x) - y) ** 2).mean()
-        loss.backward()
-        return loss
-
-    for _ in range(5):
-        opt.step(closure)
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return (after - before) / 1024.0
+    """Peak RSS growth (MiB) of a fresh process fitting a [2,5,1] KAN on 10k points (LBFGS)."""
+    out = subprocess.run([sys.executable, "-c", _MEMORY_PROBE], capture_output=True, text=True,
+                         check=True)  # fmt: skip
+    return float(out.stdout.strip().splitlines()[-1])
 
 
 def main(argv: list[str] | None = None) -> dict:
