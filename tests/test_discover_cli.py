@@ -62,6 +62,11 @@ def test_discover_tutorial_recovers_exact_formula(tmp_path: Path) -> None:
             '[data]\nranges = {q = [0, 1], q_dot = [0, 1]}\n',
             "velocit",
         ),
+        (
+            'name = "x"\ntype = "lagrangian"\n[system]\ncoordinates = ["q"]\nlagrangian = "q*q_dot + cos(q)"\n'
+            '[data]\nranges = {q = [0, 1], q_dot = [0, 1]}\n',
+            "singular",
+        ),
     ],
 )
 def test_bad_input_one_line_exit_2(tmp_path: Path, content: str | None, message: str) -> None:

@@ -204,6 +204,10 @@ class DiscoverSection(_Section):
     edge_th: float = Field(3e-2, ge=0)
     snap: bool = True
     verify: bool = True
+    augment: dict[str, str] = Field(
+        default_factory=dict,
+        description="auxiliary inputs (name -> expression of the inputs), as KAN 2.0's augment_input",
+    )
 
 
 class ProblemSpec(_Section):

@@ -3,6 +3,7 @@ functions ``spline_{l,i,j}(arg)`` so a mixed model is reported honestly."""
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING
 
 import sympy
@@ -84,11 +85,9 @@ def simplify_expression(
     expr = _expand(expr)
     has_spline = bool(expr.atoms(sympy.core.function.AppliedUndef))
     if x is not None and y is not None and not has_spline and expr.atoms(sympy.Float):
-        try:
+        with contextlib.suppress(Exception):  # data snapping is best effort
             expr = snap_to_data(expr, variables, x.detach().double().numpy(),
                                 y.detach().double().reshape(-1).numpy())  # fmt: skip
-        except Exception:  # noqa: BLE001 - data snapping is best effort
-            pass
     expr = snap_constants(expr, tolerance=tolerance, zero_threshold=zero_threshold)
     return clean_formula(expr)
 

@@ -3,6 +3,8 @@
 Candidate structures are tried from the simplest up, and the search stops at the first one
 whose *symbolic* formula fits held-out data to ~machine precision (an exact fit):
 
+0. ``[n_in, [0, 1], 1]`` — one product node: ``y = K·prod_i g_i(x_i)`` of any sign, fitted by
+   alternating least squares (cheap; exact or skipped), see :mod:`physkan.strategies.product`;
 1. ``log|y|`` with ``[n_in, 1]`` (when ``y`` keeps one sign) — a multiplicatively separable
    law ``y = s·prod_i g_i(x_i)`` (power laws, most of physics' prefactor formulas), see
    :mod:`physkan.strategies.logsep`;
@@ -35,6 +37,7 @@ from physkan.strategies.logsep import (
     log_target,
     sign_of,
 )
+from physkan.strategies.product import product_formula
 from physkan.symbolic.edges import AutoSymbolicReport, auto_symbolic
 from physkan.symbolic.equivalence import equivalent
 from physkan.symbolic.formula import model_formula
@@ -45,6 +48,9 @@ __all__ = ["discover_regression"]
 EXACT_REL_RMSE = 1e-6
 #: Relative training error of the spline network above which the symbolic stage is skipped.
 SPLINE_GATE = 5e-2
+#: LBFGS steps of the probe fit of a small structure, and the relative error that ends it.
+PROBE_STEPS = 10
+PROBE_GATE = 0.1
 
 
 @dataclass
@@ -54,6 +60,7 @@ class _Candidate:
     label: str
     width: list[Any] | None
     log_space: bool = False
+    product: bool = False
 
 
 @dataclass
@@ -79,6 +86,8 @@ def _regression_candidates(spec: ProblemSpec, data: Dataset) -> list[_Candidate]
     """Network shapes tried in order of simplicity; ``width=None`` is the problem's own width."""
     n_in, n_out = len(data.inputs), len(data.outputs)
     shapes = []
+    if n_out == 1 and n_in > 1:
+        shapes.append(_Candidate(f"product [{n_in}, [0, 1], 1]", [n_in, [0, 1], 1], product=True))
     if n_out == 1 and sign_of(data.y_train) != 0 and n_in > 1:
         shapes.append(_Candidate(f"log-additive [{n_in}, 1] on log|y|", [n_in, 1], log_space=True))
     shapes.append(_Candidate(f"additive [{n_in}, {n_out}]", [n_in, n_out]))
@@ -88,16 +97,55 @@ def _regression_candidates(spec: ProblemSpec, data: Dataset) -> list[_Candidate]
     return shapes
 
 
+def _train_rmse(model: MultKAN, x: Tensor, y: Tensor) -> float:
+    with torch.no_grad():
+        return float(((model(x) - y) ** 2).mean().sqrt())
+
+
 def _rel(err: float, y: Tensor) -> float:
     return err / (float(y.std()) or 1.0)
 
 
-def _run_candidate(cand: _Candidate, spec: ProblemSpec, data: Dataset, say: Reporter) -> _Trial:
+def _compiled(spec: ProblemSpec, data: Dataset, expr: sympy.Expr) -> MultKAN | None:
+    """The found formula as a KAN (kanpiler), so the result has a model; ``None`` if it fails."""
+    from physkan.symbolic.compile import kanpiler
+
+    try:
+        return kanpiler(data.inputs, expr, ranges=sample_ranges(spec, data.inputs), output=data.outputs[0],
+                        dtype=torch.float64)  # fmt: skip
+    except Exception:  # noqa: BLE001 - the formula stands without a compiled model
+        return None
+
+
+def _run_product(cand: _Candidate, spec: ProblemSpec, data: Dataset, say: Reporter) -> _Trial | None:
+    """The product structure: rank-one fit, symbolic factors, exact check (see ``product``)."""
+    say(f"testing {cand.label}: y = K·prod_i g_i(x_i)")
+    try:
+        expr = product_formula(data.x_train, data.y_train, data.inputs, spec.discover.library)
+    except (ValueError, RuntimeError, ZeroDivisionError, OverflowError) as exc:
+        say(f"product fit failed: {exc}")
+        return None
+    if expr is None:
+        say("not a product of univariate factors")
+        return None
+    model = _compiled(spec, data, expr)
+    if model is None:
+        return None
+    trial = _Trial(cand.label, model, formulas=[expr], report=AutoSymbolicReport())
+    trial.test_rmse = formula_rmse([expr], data.inputs, data.x_test, data.y_test)
+    trial.model_test_rmse = trial.test_rmse
+    trial.rel_error = _rel(trial.test_rmse, data.y_test)
+    return trial
+
+
+def _run_candidate(cand: _Candidate, spec: ProblemSpec, data: Dataset, say: Reporter) -> _Trial | None:
     """Train one structure; if its network is accurate, make it symbolic and export it."""
     from physkan.interpret.prune import prune
     from physkan.train import fit
     from physkan.train.objectives import RegressionObjective
 
+    if cand.product:
+        return _run_product(cand, spec, data, say)
     tr = spec.train
     steps = max(5, tr.steps // 4)
     sign = sign_of(data.y_train) if cand.log_space else 0
@@ -111,14 +159,20 @@ def _run_candidate(cand: _Candidate, spec: ProblemSpec, data: Dataset, say: Repo
     model.update_grid(data.x_train)
     grid_kw = dict(grid_update_every=tr.grid_update_every if tr.update_grid else None,
                    grid_update_until=tr.stop_grid_update_step)  # fmt: skip
-    fit(model, RegressionObjective(), train, steps=steps, lamb=tr.lamb if wide else 0.0,
-        lamb_l1=tr.lamb_l1, lamb_entropy=tr.lamb_entropy, **grid_kw)  # fmt: skip
+    if wide:
+        fit(model, RegressionObjective(), train, steps=steps, lamb=tr.lamb, lamb_l1=tr.lamb_l1,
+            lamb_entropy=tr.lamb_entropy, **grid_kw)  # fmt: skip
+    else:  # a short probe first: a wrong structure shows a large error within a few steps
+        probe = min(steps, PROBE_STEPS)
+        fit(model, RegressionObjective(), train, steps=probe, **grid_kw)
+        rel = _rel(_train_rmse(model, data.x_train, y_train), y_train)
+        if rel < PROBE_GATE and steps > probe:
+            fit(model, RegressionObjective(), train, steps=steps - probe, **grid_kw)
     if wide and spec.discover.prune:
         say("pruning")
         model = prune(model, data.x_train, node_th=spec.discover.node_th, edge_th=spec.discover.edge_th)
         fit(model, RegressionObjective(), train, steps=steps)
-    with torch.no_grad():
-        rel = _rel(float(((model(data.x_train) - y_train) ** 2).mean().sqrt()), y_train)
+    rel = _rel(_train_rmse(model, data.x_train, y_train), y_train)
 
     def spline_predict(x: Tensor) -> Tensor:
         with torch.no_grad():
@@ -154,6 +208,9 @@ def _run_candidate(cand: _Candidate, spec: ProblemSpec, data: Dataset, say: Repo
         try:
             if expr is None:
                 expr = log_formula(model, data.inputs, sign, data.x_train, data.y_train)
+            compiled = _compiled(spec, data, expr)
+            if compiled is not None:  # the law as a KAN in y-space, not the log-space network
+                trial.model = compiled
         except (TypeError, ValueError, ZeroDivisionError, OverflowError) as exc:
             say(f"log-space formula failed: {exc}")
             return trial
@@ -188,6 +245,8 @@ def discover_regression(spec: ProblemSpec, data: Dataset, say: Reporter) -> Disc
     for cand in _regression_candidates(spec, data):
         torch.manual_seed(spec.model.seed)
         trial = _run_candidate(cand, spec, data, say)
+        if trial is None:
+            continue
         if _better(trial, best):
             best = trial
         if trial.complete and trial.rel_error < EXACT_REL_RMSE:
