@@ -63,5 +63,5 @@ def canonical_lagrangian(expr: sympy.Expr, coordinates: Sequence[str], *, snap: 
     if not mass.free_symbols and mass != 0 and mass.is_finite:
         rest = sympy.expand(rest / mass)
     if snap:
-        rest = snap_constants(rest)
+        rest = snap_constants(rest, zero_threshold=1e-10)
     return clean_formula(rest)

@@ -24,7 +24,7 @@ from physkan.symbolic.fit import suggest_symbolic
 from physkan.symbolic.library import get_symbolic
 from physkan.symbolic.simplify import DEFAULT_CONSTANTS, clean_formula, snap_value
 
-__all__ = ["ProductFit", "product_formula", "rank1_fit"]
+__all__ = ["ProductFit", "block_product_formula", "product_formula", "rank1_fit"]
 
 
 @dataclass
@@ -145,3 +145,143 @@ def product_formula(
     if rel > exact_rel:
         return None
     return clean_formula(_snap(k, 1e-7, SNAP_CONSTANTS) * expr)
+
+
+# --------------------------------------------------------------------------- one additive block
+
+
+def _block_als(x: Tensor, y: Tensor, block: Sequence[int], degree: int = 10, sweeps: int = 30) -> tuple[list[Tensor], Tensor, float]:
+    """ALS for ``y ≈ prod_{i not in block} g_i(x_i) · (c + sum_{j in block} h_j(x_j))``.
+
+    Returns the singleton factors (by input; ones for block inputs), the block's component
+    values ``(N, |block|)`` (without the constant) and the relative training error.
+    """
+    n = x.shape[1]
+    bases = [_chebyshev(x[:, i], float(x[:, i].min()), float(x[:, i].max()), degree) for i in range(n)]
+    singles = [i for i in range(n) if i not in block]
+    block_basis = torch.cat([torch.ones_like(y)[:, None], *[bases[j][:, 1:] for j in block]], 1)
+    factors = [torch.ones_like(y) for _ in range(n)]
+    block_val = torch.ones_like(y)
+    block_coef = torch.zeros(block_basis.shape[1], dtype=y.dtype)
+    scale = float(y.std()) or 1.0
+    rel = float("inf")
+    for _ in range(sweeps):
+        w = torch.ones_like(y)
+        for i in singles:
+            w = w * factors[i]
+        block_coef = torch.linalg.lstsq(block_basis * w[:, None], y[:, None]).solution.reshape(-1)
+        block_val = block_basis @ block_coef
+        block_val = block_val / (float(block_val.abs().max()) or 1.0)
+        for k in singles:
+            w = block_val.clone()
+            for i in singles:
+                if i != k:
+                    w = w * factors[i]
+            coef = torch.linalg.lstsq(bases[k] * w[:, None], y[:, None]).solution.reshape(-1)
+            g = bases[k] @ coef
+            factors[k] = g / (float(g.abs().max()) or 1.0)
+        pred = block_val.clone()
+        for i in singles:
+            pred = pred * factors[i]
+        den = float(pred @ pred)
+        new_rel = float(((float(pred @ y) / den if den else 0.0) * pred - y).pow(2).mean().sqrt()) / scale
+        if abs(rel - new_rel) < 1e-10 * max(rel, 1e-300) or new_rel < 1e-12:
+            rel = new_rel
+            break
+        rel = new_rel
+    comps, start = [], 1
+    for j in block:
+        width = bases[j].shape[1] - 1
+        comps.append(bases[j][:, 1:] @ block_coef[start : start + width])
+        start += width
+    return factors, torch.stack(comps, 1), rel
+
+
+def _block_term(xi: Tensor, hi: Tensor, library) -> tuple[str, sympy.Expr, sympy.Expr] | None:
+    """The library function of one block component: ``(name, a, b)`` of ``f(a·x + b)``."""
+    ranked = suggest_symbolic(xi, hi, library, topk=1)
+    if not ranked or ranked[0].fit.r2 < 0.999:
+        return None
+    fit = ranked[0].fit
+    if fit.name in SCALE_FREE:
+        b = _snap(fit.b / fit.a, 1e-3) if abs(fit.b / fit.a) > 1e-3 else sympy.Integer(0)
+        return fit.name, sympy.Integer(1), b if fit.name != "x" else sympy.Integer(0)
+    b = _snap(fit.b, 1e-3, (sympy.pi,)) if abs(fit.b) > 1e-4 else sympy.Integer(0)
+    return fit.name, _snap(fit.a, 1e-4, DEFAULT_CONSTANTS), b
+
+
+def _block_formula(x: Tensor, y: Tensor, variables: Sequence[str], library, block: Sequence[int],
+                   exact_rel: float) -> sympy.Expr | None:  # fmt: skip
+    factors, comps, rel = _block_als(x, y, block)
+    if rel > 1e-4:
+        return None
+    symbols = [sympy.Symbol(v, real=True) for v in variables]
+    single_expr: sympy.Expr = sympy.Integer(1)
+    single_vals = torch.ones_like(y)
+    for i in range(x.shape[1]):
+        if i in block:
+            continue
+        got = _factor_expr(x[:, i], factors[i], symbols[i], library)
+        if got is None:
+            return None
+        single_expr, single_vals = single_expr * got[0], single_vals * got[1]
+    terms, cols = [], []
+    for col, j in enumerate(block):
+        got = _block_term(x[:, j], comps[:, col], library)
+        if got is None:
+            return None
+        name, a, b = got
+        fn = get_symbolic(name)
+        terms.append(fn.sympy_fn(a * symbols[j] + b))
+        cols.append(fn.torch_fn(float(a) * x[:, j] + float(b)))
+    A = torch.stack([single_vals * c for c in cols] + [single_vals], 1)
+    if not bool(torch.isfinite(A).all()):
+        return None
+    sol = torch.linalg.lstsq(A, y[:, None]).solution.reshape(-1)
+    if float((A @ sol - y).pow(2).mean().sqrt()) > exact_rel * (float(y.std()) or 1.0):
+        return None
+    coefs = [_snap(c, 1e-6, SNAP_CONSTANTS) for c in sol.tolist()]
+    if abs(float(sol[-1])) < 1e-9 * float(sol[:-1].abs().max()):
+        coefs[-1] = sympy.Integer(0)
+    block_expr = sum((c * t for c, t in zip(coefs[:-1], terms)), coefs[-1])
+    return single_expr * block_expr
+
+
+def block_product_formula(
+    x: Tensor,
+    y: Tensor,
+    variables: Sequence[str],
+    library=None,
+    *,
+    max_block: int = 3,
+    max_inputs: int = 6,
+    time_budget: float = 10.0,
+    exact_rel: float = 1e-7,
+) -> sympy.Expr | None:
+    """``prod_i g_i(x_i) · (sum_{j in B} h_j(x_j) + c)`` for one additive block ``B``, on ``y``
+    and (when ``y`` keeps one sign) on ``1/y``; the first exact law found, else ``None``.
+
+    Covers ``m·(v^2 + u^2 + w^2)/2`` and, through ``1/y``, ``q·E/(m·(omega_0^2 - omega^2))``.
+    Blocks of 2..``max_block`` inputs are tried smallest first, within ``time_budget`` seconds.
+    """
+    import itertools
+    import time
+
+    x, y = x.double(), y.double().reshape(-1)
+    n = x.shape[1]
+    if n < 2 or n > max_inputs:
+        return None
+    targets: list[tuple[Tensor, bool]] = [(y, False)]
+    if float(y.abs().min()) > 1e-6 * float(y.abs().max()):
+        targets.append((1.0 / y, True))
+    start = time.perf_counter()
+    for size in range(2, min(max_block, n) + 1):
+        for block in itertools.combinations(range(n), size):
+            for target, inverted in targets:
+                if time.perf_counter() - start > time_budget:
+                    return None
+                expr = _block_formula(x, target, variables, library, list(block), exact_rel)
+                if expr is not None:
+                    expr = 1 / expr if inverted else expr
+                    return clean_formula(expr)
+    return None

@@ -5,6 +5,8 @@ whose *symbolic* formula fits held-out data to ~machine precision (an exact fit)
 
 0. ``[n_in, [0, 1], 1]`` — one product node: ``y = K·prod_i g_i(x_i)`` of any sign, fitted by
    alternating least squares (cheap; exact or skipped), see :mod:`physkan.strategies.product`;
+   A variant with one additive block, ``prod_i g_i(x_i)·(sum_{j in B} h_j(x_j) + c)`` (on
+   ``y`` or ``1/y``), runs after step 1;
 1. ``log|y|`` with ``[n_in, 1]`` (when ``y`` keeps one sign) — a multiplicatively separable
    law ``y = s·prod_i g_i(x_i)`` (power laws, most of physics' prefactor formulas), see
    :mod:`physkan.strategies.logsep`;
@@ -37,7 +39,7 @@ from physkan.strategies.logsep import (
     log_target,
     sign_of,
 )
-from physkan.strategies.product import product_formula
+from physkan.strategies.product import block_product_formula, product_formula
 from physkan.symbolic.edges import AutoSymbolicReport, auto_symbolic
 from physkan.symbolic.equivalence import equivalent
 from physkan.symbolic.formula import model_formula
@@ -61,6 +63,7 @@ class _Candidate:
     width: list[Any] | None
     log_space: bool = False
     product: bool = False
+    block: bool = False
 
 
 @dataclass
@@ -90,6 +93,8 @@ def _regression_candidates(spec: ProblemSpec, data: Dataset) -> list[_Candidate]
         shapes.append(_Candidate(f"product [{n_in}, [0, 1], 1]", [n_in, [0, 1], 1], product=True))
     if n_out == 1 and sign_of(data.y_train) != 0 and n_in > 1:
         shapes.append(_Candidate(f"log-additive [{n_in}, 1] on log|y|", [n_in, 1], log_space=True))
+    if n_out == 1 and n_in > 2:
+        shapes.append(_Candidate("product with one additive block", None, product=True, block=True))
     shapes.append(_Candidate(f"additive [{n_in}, {n_out}]", [n_in, n_out]))
     if n_out == 1:
         shapes.append(_Candidate(f"[{n_in}, 1, 1]", [n_in, 1, 1]))
@@ -119,9 +124,10 @@ def _compiled(spec: ProblemSpec, data: Dataset, expr: sympy.Expr) -> MultKAN | N
 
 def _run_product(cand: _Candidate, spec: ProblemSpec, data: Dataset, say: Reporter) -> _Trial | None:
     """The product structure: rank-one fit, symbolic factors, exact check (see ``product``)."""
-    say(f"testing {cand.label}: y = K·prod_i g_i(x_i)")
+    say(f"testing {cand.label}")
+    search = block_product_formula if cand.block else product_formula
     try:
-        expr = product_formula(data.x_train, data.y_train, data.inputs, spec.discover.library)
+        expr = search(data.x_train, data.y_train, data.inputs, spec.discover.library)
     except (ValueError, RuntimeError, ZeroDivisionError, OverflowError) as exc:
         say(f"product fit failed: {exc}")
         return None
