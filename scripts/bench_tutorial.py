@@ -54,37 +54,55 @@ def run_physkan() -> dict[str, Any]:
             "test_rmse": result.metrics.get("test_rmse")}  # fmt: skip
 
 
-def run_pykan(x_train: torch.Tensor, y_train: torch.Tensor, x_test: torch.Tensor,
-              y_test: torch.Tensor) -> dict[str, Any] | None:  # fmt: skip
-    """pykan's tutorial flow on the same data, or ``None`` when pykan is not importable."""
-    try:
-        from kan import KAN  # type: ignore[import-not-found]
-    except ImportError:
-        return None
-    dataset = {"train_input": x_train, "train_label": y_train, "test_input": x_test, "test_label": y_test}
+def _pykan_flow(KAN, dataset: dict[str, torch.Tensor], dtype: torch.dtype) -> tuple[sympy.Expr, float]:
+    """pykan's README flow; returns its formula (in ``x``, ``y``) and the wall time."""
     old_dtype = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)  # as pykan's tutorials do
+    torch.set_default_dtype(dtype)
+    data = {k: v.to(dtype) for k, v in dataset.items()}
     try:
         with tempfile.TemporaryDirectory() as ckpt:
             t0 = time.perf_counter()
             model = KAN(width=[2, 5, 1], grid=5, k=3, seed=0, ckpt_path=os.path.join(ckpt, "model"))
-            model.fit(dataset, opt="LBFGS", steps=50, lamb=0.001, log=1000)
+            model.fit(data, opt="LBFGS", steps=50, lamb=0.001, log=1000)
             model = model.prune()
-            model.fit(dataset, opt="LBFGS", steps=50, log=1000)
+            model.fit(data, opt="LBFGS", steps=50, log=1000)
             model.auto_symbolic(lib=LIBRARY, verbose=0)
-            model.fit(dataset, opt="LBFGS", steps=50, log=1000)
+            model.fit(data, opt="LBFGS", steps=50, log=1000)
             expr = model.symbolic_formula()[0][0]
             seconds = time.perf_counter() - t0
     finally:
         torch.set_default_dtype(old_dtype)
     x1, x2 = sympy.Symbol("x_1"), sympy.Symbol("x_2")
     expr = sympy.sympify(expr).subs({x1: sympy.Symbol("x", real=True), x2: sympy.Symbol("y", real=True)})
-    ok, why = _check(expr)
-    from physkan.symbolic.simplify import formula_error
+    return expr, seconds
 
-    rmse = formula_error(expr, ["x", "y"], x_test.numpy(), y_test.numpy().reshape(-1))
-    return {"seconds": seconds, "formula": str(sympy.N(expr, 6)), "recovered": ok, "reason": why,
-            "test_rmse": rmse}  # fmt: skip
+
+def run_pykan(x_train: torch.Tensor, y_train: torch.Tensor, x_test: torch.Tensor,
+              y_test: torch.Tensor) -> dict[str, Any] | None:  # fmt: skip
+    """pykan's tutorial flow on the same data, or ``None`` when pykan is not importable.
+
+    Runs in float64 (as pykan's tutorials set); if that run raises (pykan 0.2.8 can fail in
+    ``curve2coef`` after pruning), the float32 default of its README is tried and the error kept.
+    """
+    try:
+        from kan import KAN  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    dataset = {"train_input": x_train, "train_label": y_train, "test_input": x_test, "test_label": y_test}
+    errors: dict[str, str] = {}
+    for dtype in (torch.float64, torch.float32):
+        try:
+            expr, seconds = _pykan_flow(KAN, dataset, dtype)
+        except Exception as exc:  # noqa: BLE001 - pykan failures are reported, not fatal
+            errors[str(dtype)] = f"{type(exc).__name__}: {exc}"[:300]
+            continue
+        from physkan.symbolic.simplify import formula_error
+
+        ok, why = _check(expr)
+        rmse = formula_error(expr, ["x", "y"], x_test.numpy(), y_test.numpy().reshape(-1))
+        return {"seconds": seconds, "formula": str(sympy.N(expr, 6)), "recovered": ok, "reason": why,
+                "test_rmse": rmse, "dtype": str(dtype), "errors": errors}  # fmt: skip
+    return {"seconds": None, "formula": None, "recovered": False, "reason": "pykan failed", "errors": errors}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -107,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     }  # fmt: skip
     if theirs is None:
         print("pykan: not importable (skipped)")
+    elif theirs["seconds"] is None:
+        print(f"pykan: failed ({theirs['errors']})")
     else:
         out["ratio_pykan_over_physkan"] = theirs["seconds"] / ours["seconds"]
         print(f"pykan:   {theirs['seconds']:.2f} s, recovered={theirs['recovered']}, formula={theirs['formula']}")

@@ -299,11 +299,11 @@ def test_plugin_registration(tmp_path: Path) -> None:
         spec = ProblemSpec.model_validate(data)
         assert isinstance(spec.system, KeplerSystem)
         assert spec.to_dict()["system"] == {"eccentricity": 0.1}
-        register_problem("kepler-orbit", spec)
-        register_problem("kepler-file", write(tmp_path, DESIGN_PENDULUM))
-        assert load_problem("kepler-orbit").system.eccentricity == 0.1
-        assert load_problem("kepler-file").name == "pendulum"
-        assert {"kepler-orbit", "kepler-file"} <= {s.name for s in list_problems()}
+        register_problem("test-kepler-orbit", spec)
+        register_problem("test-kepler-file", write(tmp_path, DESIGN_PENDULUM))
+        assert load_problem("test-kepler-orbit").system.eccentricity == 0.1
+        assert load_problem("test-kepler-file").name == "pendulum"
+        assert {"test-kepler-orbit", "test-kepler-file"} <= {s.name for s in list_problems()}
         assert "system.eccentricity: required but missing" in error_of({**data, "system": {}})
         with pytest.raises(ValueError, match="taken by a built-in"):
             register_problem("pendulum", spec)
@@ -311,8 +311,8 @@ def test_plugin_registration(tmp_path: Path) -> None:
             register_problem_type("bad", dict)  # type: ignore[arg-type]
     finally:
         PROBLEM_TYPES.pop("kepler-test", None)
-        EXTRA_SOURCES.pop("kepler-orbit", None)
-        EXTRA_SOURCES.pop("kepler-file", None)
+        EXTRA_SOURCES.pop("test-kepler-orbit", None)
+        EXTRA_SOURCES.pop("test-kepler-file", None)
 
 
 def test_expression_parser_is_closed() -> None:

@@ -20,7 +20,6 @@ the symbolic stage. When no candidate is exact, the one with the smallest formul
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,14 +70,13 @@ class _Trial:
     """A trained (and, if promising, symbolified) candidate."""
 
     label: str
-    model: MultKAN
+    model: MultKAN | None
     formulas: list[sympy.Expr] = field(default_factory=list)
     numeric_edges: list[tuple[int, int, int]] = field(default_factory=list)
     report: AutoSymbolicReport | None = None
     rel_error: float = float("inf")  # relative test RMSE of the formula (or of the network)
     model_test_rmse: float = float("inf")
     test_rmse: float = float("inf")
-    predict: Callable[[Tensor], Tensor] | None = None
 
     @property
     def complete(self) -> bool:
@@ -134,9 +132,7 @@ def _run_product(cand: _Candidate, spec: ProblemSpec, data: Dataset, say: Report
     if expr is None:
         say("not a product of univariate factors")
         return None
-    model = _compiled(spec, data, expr)
-    if model is None:
-        return None
+    model = _compiled(spec, data, expr)  # None: the formula is kept without a model
     trial = _Trial(cand.label, model, formulas=[expr], report=AutoSymbolicReport())
     trial.test_rmse = formula_rmse([expr], data.inputs, data.x_test, data.y_test)
     trial.model_test_rmse = trial.test_rmse
@@ -185,7 +181,7 @@ def _run_candidate(cand: _Candidate, spec: ProblemSpec, data: Dataset, say: Repo
             out = model(x)
         return sign * out.exp() if cand.log_space else out
 
-    trial = _Trial(cand.label, model, predict=spline_predict)
+    trial = _Trial(cand.label, model)
     trial.model_test_rmse = float(((spline_predict(data.x_test) - data.y_test) ** 2).mean().sqrt())
     trial.test_rmse = trial.model_test_rmse
     trial.rel_error = _rel(trial.model_test_rmse, data.y_test)
@@ -259,7 +255,7 @@ def discover_regression(spec: ProblemSpec, data: Dataset, say: Reporter) -> Disc
             say(f"{cand.label}: exact symbolic fit (relative test RMSE {trial.rel_error:.1e})")
             break
     assert best is not None
-    if not best.formulas:  # no candidate reached the symbolic stage: export the last network
+    if not best.formulas and best.model is not None:  # no symbolic stage reached: export the network
         formula = model_formula(best.model, allow_numeric=True, snap=False)
         best.formulas, best.numeric_edges = formula.expressions, formula.numeric_edges
     metrics = {"model_test_rmse": best.model_test_rmse, "test_rmse": best.test_rmse}

@@ -1,0 +1,36 @@
+"""Product separability (rank-one ALS + symbolic factors) used by the regression strategy."""
+
+from __future__ import annotations
+
+import torch
+
+from physkan.strategies.logsep import sign_of
+from physkan.strategies.product import block_product_formula, product_formula
+from physkan.symbolic import equivalent
+
+
+def _data(fn, lows, highs, n=400, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    lo, hi = torch.tensor(lows, dtype=torch.float64), torch.tensor(highs, dtype=torch.float64)
+    x = lo + (hi - lo) * torch.rand(n, len(lows), generator=g, dtype=torch.float64)
+    return x, fn(*x.T).reshape(-1, 1)
+
+
+def test_product_of_factors_with_sign_change() -> None:
+    x, y = _data(lambda m, r, t: m * r * torch.sin(t), [1, 1, 1], [5, 5, 5])
+    assert sign_of(y) == 0
+    expr = product_formula(x, y, ["m", "r", "theta"])
+    assert expr is not None
+    assert equivalent(expr, "m*r*sin(theta)", ["m", "r", "theta"], {"m": (1, 5), "r": (1, 5), "theta": (1, 5)})
+
+
+def test_non_product_is_rejected() -> None:
+    x, y = _data(lambda a, b: torch.exp(-((a / b) ** 2)), [1, 1], [3, 3])
+    assert product_formula(x, y, ["a", "b"]) is None
+
+
+def test_product_with_additive_block() -> None:
+    x, y = _data(lambda m, v, u: m * (v**2 + u**2) / 2, [1, 1, 1], [5, 5, 5])
+    expr = block_product_formula(x, y, ["m", "v", "u"])
+    assert expr is not None
+    assert equivalent(expr, "m*(v**2+u**2)/2", ["m", "v", "u"], {"m": (1, 5), "v": (1, 5), "u": (1, 5)})
