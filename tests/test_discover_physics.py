@@ -38,3 +38,14 @@ def test_neo_hookean_both_components_exact() -> None:
     assert result.recovered is True, result.recovery
     assert result.outputs == ["P11", "P12"]
     assert result.metrics["test_rmse"] < 1e-9
+
+
+def test_relativistic_particle_exact_lagrangian() -> None:
+    from physkan.symbolic import equivalent
+
+    result = discover("relativistic-particle")
+    assert result.recovered is True, result.recovery
+    truth = "-sqrt(1 - q_dot**2) - q"
+    ranges = {"q": (-2, 2), "q_dot": (-0.9, 0.9)}
+    assert equivalent(result.formulas[0], truth, ["q", "q_dot"], ranges, up_to="scale_offset")
+    assert result.metrics["rollout_traj_rmse"] < 1e-8

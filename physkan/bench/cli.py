@@ -40,7 +40,8 @@ def _table(summary):
               help="Write the results as JSON to this file.")  # fmt: skip
 @click.option("--seed", type=int, default=0, show_default=True, help="Data and model seed.")
 @click.option("--steps", type=click.IntRange(min=0), default=None, help="Override [train].steps.")
-@click.option("--n-train", type=click.IntRange(min=10), default=1000, show_default=True)
+@click.option("--n-train", type=click.IntRange(min=10), default=1000, show_default=True,
+              help="Training samples per equation (as many test samples).")  # fmt: skip
 def feynman_command(csv_path: Path, limit: int | None, names: tuple[str, ...], json_out: Path | None,
                     seed: int, steps: int | None, n_train: int) -> None:  # fmt: skip
     """Discover every equation of a Feynman CSV and report the exact-recovery rate."""
@@ -58,9 +59,11 @@ def feynman_command(csv_path: Path, limit: int | None, names: tuple[str, ...], j
 
     try:
         summary = run_feynman_bench(csv_path, limit=limit, names=names or None, seed=seed, steps=steps,
-                                    n_train=n_train, on_row=progress)  # fmt: skip
+                                    n_train=n_train, n_test=n_train, on_row=progress)  # fmt: skip
     except ProblemError as exc:
-        raise click.ClickException(str(exc)) from None
+        from physkan.cli import UserError  # one "Error:" line, exit code 2, like the other commands
+
+        raise UserError(str(exc)) from None
     Console().print(_table(summary))
     click.echo(f"recovery rate: {summary.n_recovered}/{summary.n} = {summary.rate:.1%} "
                f"in {summary.seconds:.1f} s")  # fmt: skip

@@ -46,6 +46,26 @@ def _split_total_derivative(
     return rest, gauge
 
 
+def _pull_out_factors(expr: sympy.Expr) -> sympy.Expr:
+    """``sqrt(K - K*x**2)`` -> ``sqrt(K)*sqrt(1 - x**2)``: factor constants out of power bases."""
+
+    def factored(power: sympy.Pow) -> sympy.Expr:
+        base = sympy.expand(power.base)
+        terms = sympy.Add.make_args(base)
+        constants = [t for t in terms if not t.free_symbols]
+        pivot = constants[0] if constants else terms[0].as_coeff_Mul()[0]
+        if pivot == 0 or not pivot.is_number:
+            return power
+        pivot = abs(pivot)
+        inner = snap_constants(sympy.expand(base / pivot), tolerance=1e-9)
+        return pivot**power.exp * inner**power.exp
+
+    return expr.replace(
+        lambda t: isinstance(t, sympy.Pow) and t.exp.is_Rational and not t.exp.is_Integer,
+        factored,
+    )
+
+
 def canonical_lagrangian(expr: sympy.Expr, coordinates: Sequence[str], *, snap: bool = True) -> sympy.Expr:
     """Strip total derivatives and constants from ``expr`` and scale it to unit mass.
 
@@ -55,7 +75,7 @@ def canonical_lagrangian(expr: sympy.Expr, coordinates: Sequence[str], *, snap: 
     """
     qs = _symbols(expr, list(coordinates))
     vs = _symbols(expr, [f"{q}_dot" for q in coordinates])
-    rest, _ = _split_total_derivative(expr, qs, vs)
+    rest, _ = _split_total_derivative(_pull_out_factors(expr), qs, vs)
     rest = sympy.Add(*[t for t in sympy.Add.make_args(rest) if t.has(*qs, *vs)])
     mass = sympy.diff(rest, vs[0], 2)
     if mass.free_symbols:
@@ -63,5 +83,6 @@ def canonical_lagrangian(expr: sympy.Expr, coordinates: Sequence[str], *, snap: 
     if not mass.free_symbols and mass != 0 and mass.is_finite:
         rest = sympy.expand(rest / mass)
     if snap:
-        rest = snap_constants(rest, zero_threshold=1e-10)
-    return clean_formula(rest)
+        rest = snap_constants(sympy.expand(rest).evalf(), zero_threshold=1e-10)
+    rest = clean_formula(rest)
+    return snap_constants(rest) if snap else rest

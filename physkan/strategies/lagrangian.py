@@ -47,6 +47,11 @@ def discover_lagrangian(spec: ProblemSpec, data: Dataset, say: Reporter) -> Disc
 
     say("training an additive Lagrangian [2n, 1]")
     model, rel = train([2 * n, 1])
+    if rel > 1e-3:
+        grid = max(20, 4 * spec.model.grid)
+        say(f"refining the additive Lagrangian to G={grid} (relative residual {rel:.1e})")
+        model.refine(grid)
+        rel = fit(model, objective, el, steps=steps).final_loss / scale
     if rel > 1e-3 and spec.model.width is not None and len(spec.model.width) > 2:
         say(f"additive form insufficient (relative residual {rel:.1e}); training {spec.model.width}")
         wide, rel_wide = train(None)
@@ -56,6 +61,8 @@ def discover_lagrangian(spec: ProblemSpec, data: Dataset, say: Reporter) -> Disc
     for grid in tr.refine:
         model.refine(grid)
         fit(model, objective, el, steps=steps)
+    if model.width_spec == [2 * n, 1]:
+        remove_linear_gauge(model, n)
     report = symbolic_stage(model, state, spec, say)
     say("refitting the symbolic parameters")
     fit(model, objective, el, steps=max(5, steps // 2))
@@ -76,6 +83,36 @@ def discover_lagrangian(spec: ProblemSpec, data: Dataset, say: Reporter) -> Disc
         seconds=0.0, model=model, numeric_edges=formula.numeric_edges,
         symbolic_report=report.summary(),
     )  # fmt: skip
+
+
+@torch.no_grad()
+def remove_linear_gauge(model: MultKAN, n: int, n_samples: int = 2001) -> None:
+    """Remove the pure-gauge term ``e * q_dot_i`` from the velocity edges of an additive KAN.
+
+    ``L + e * q_dot`` (``e`` constant) is the total derivative of ``e * q`` and changes no
+    equation of motion, so training leaves an arbitrary amount of it in each velocity edge.
+    We take ``e`` as the linear part of the edge's odd component and refit the spline
+    coefficients without it (exact: B-splines reproduce linear functions), so that symbolic
+    fitting sees the physical, gauge-fixed edge.
+    """
+    layer = model.layers[0]
+    for i in range(n, 2 * n):
+        lo, hi = (float(v) for v in layer.grid_interior()[i, [0, -1]])
+        half = min(abs(lo), abs(hi))
+        if half <= 0:
+            continue
+        v = torch.linspace(-half, half, n_samples, dtype=layer.coef.dtype)
+        x = torch.zeros(n_samples, layer.in_dim, dtype=v.dtype)
+        x[:, i] = v
+        edge = layer.edge_activations(x)[:, i, 0]
+        odd = 0.5 * (edge - edge.flip(0))
+        e = float((odd * v).sum() / (v * v).sum())
+        full = torch.linspace(lo, hi, n_samples, dtype=v.dtype)
+        x[:, i] = full
+        basis = layer.basis.evaluate(x, layer.grid, layer.k)[:, i, :]  # (S, nb)
+        spline = layer.spline_values(x)[:, i, 0] - e * full / layer.scale_sp[i, 0]
+        coef = torch.linalg.lstsq(basis, spline[:, None]).solution[:, 0]
+        layer.coef.data[i, :, 0] = coef
 
 
 def _lagrangian_metrics(model: MultKAN, data: Dataset, objective) -> dict[str, float]:

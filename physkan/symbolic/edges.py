@@ -167,12 +167,16 @@ def auto_symbolic(
     *,
     r2_threshold: float = 0.99,
     weight_simple: float = 0.8,
+    compositions: bool = True,
 ) -> AutoSymbolicReport:
     """Fix every active numeric edge to its best-scoring library function.
 
     An edge is fixed when the best candidate (by :func:`~physkan.symbolic.fit.score_candidate`,
-    which trades fit against complexity) has ``r2 >= r2_threshold``; otherwise the edge stays
-    a spline and is reported in ``kept_numeric``.
+    which trades fit against complexity) has ``r2 >= r2_threshold``. With ``compositions``,
+    when no single function fits to ``r2 > 1 - 1e-6``, a composite ``f(alpha h(x) + beta)`` of
+    two library functions is also tried (:func:`~physkan.symbolic.composite.fit_composition`)
+    and wins if its score is higher; an edge that fits nothing stays a spline and is
+    reported in ``kept_numeric``.
     """
     lib = resolve_library(library) if not isinstance(library, Mapping) else dict(library)
     report = AutoSymbolicReport()
@@ -186,10 +190,22 @@ def auto_symbolic(
             good = [
                 c for c in ranked if c.fit.r2 >= r2_threshold and not _degenerate(c, pre, lib)
             ]
-            if good:
+            composite = None
+            if compositions and (not good or good[0].fit.r2 < 1 - 1e-6):
+                from physkan.symbolic.composite import fit_composition
+
+                composite = fit_composition(pre, post, lib, r2_threshold=r2_threshold,
+                                            weight_simple=weight_simple)  # fmt: skip
+                if composite is not None and good and composite.score <= good[0].score:
+                    composite = None  # the single function is the shorter description
+            if good and composite is None:
                 best = good[0]
                 _set_symbolic(model, l, i, j, best.fit)
                 report.fixed.append(EdgeChoice(l, i, j, best.name, best.fit.r2, True))
+            elif composite is not None:
+                fit = AffineFit(1.0, 0.0, composite.c, composite.d, composite.r2, composite.name)
+                _set_symbolic(model, l, i, j, fit)
+                report.fixed.append(EdgeChoice(l, i, j, composite.name, composite.r2, True))
             else:
                 best_name, best_r2 = (ranked[0].name, ranked[0].fit.r2) if ranked else ("-", 0.0)
                 report.kept_numeric.append(EdgeChoice(l, i, j, best_name, best_r2, False))

@@ -268,6 +268,12 @@ def get_symbolic(name: str | SymbolicFunction) -> SymbolicFunction:
     lowered = {k.lower(): k for k in _REGISTRY}
     if key in lowered:
         return _REGISTRY[lowered[key]]
+    if any(op in str(name) for op in "()+-*/"):
+        from physkan.symbolic.composite import composite_function
+
+        composite = composite_function(str(name))
+        if composite is not None:
+            return composite
     pool = list(_REGISTRY) + list(_ALIASES)
     close = difflib.get_close_matches(key, pool, n=5, cutoff=0.5)
     close = list(dict.fromkeys(_ALIASES.get(c, c) for c in close))
