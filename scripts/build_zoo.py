@@ -18,6 +18,23 @@ from physkan.discover import discover
 BUILTINS = ["pendulum", "relativistic-particle", "oscillator-2d", "schwarzschild", "neo-hookean", "tutorial"]
 
 
+def _register_compiled(result, zoo: Path) -> list[str]:
+    """Compile each discovered formula with the kanpiler and register it as its own model."""
+    import dataclasses
+
+    import torch
+
+    from physkan.symbolic import kanpiler
+
+    ids = []
+    for output, expr in zip(result.outputs, result.formulas):
+        model = kanpiler(result.variables, expr, output=output, dtype=torch.float64)
+        single = dataclasses.replace(result, problem=f"{result.problem}-{output.lower()}",
+                                     outputs=[output], formulas=[expr], model=model)  # fmt: skip
+        ids.append(_register(single, zoo))
+    return ids
+
+
 def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--zoo", type=Path, default=Path(__file__).resolve().parents[1] / "zoo")
@@ -30,11 +47,17 @@ def main(argv: list[str] | None = None) -> list[dict]:
         row = {"problem": name, "formula": "; ".join(result.formula_text),
                "recovered": result.recovered, "seconds": round(result.seconds, 1), "zoo_id": None}  # fmt: skip
         if result.recovered or args.all:
-            row["zoo_id"] = _register(result, args.zoo)
+            if result.model is not None:
+                row["zoo_id"] = _register(result, args.zoo)
+            else:  # formula-only discoveries: store each formula compiled into a KAN
+                row["zoo_id"] = "; ".join(_register_compiled(result, args.zoo))
         rows.append(row)
         print(json.dumps(row))
     args.zoo.mkdir(parents=True, exist_ok=True)
-    (args.zoo / "BUILD.json").write_text(json.dumps(rows, indent=2) + "\n")
+    summary = args.zoo / "BUILD.json"
+    previous = json.loads(summary.read_text()) if summary.exists() else []
+    merged = {row["problem"]: row for row in previous} | {row["problem"]: row for row in rows}
+    summary.write_text(json.dumps(list(merged.values()), indent=2) + "\n")
     return rows
 
 

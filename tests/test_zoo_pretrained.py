@@ -53,3 +53,34 @@ def test_schwarzschild_spline_is_flat_to_1e_12() -> None:
         loss = float(spatial_flatness_loss(entry.model, data.x_train, 0.5, derivative_given=True))
     assert loss <= 1e-12
     assert loss == pytest.approx(entry.card.metrics["spline_loss"], rel=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("name", "variables"),
+    [
+        ("relativistic-particle-lagrangian", ["q", "q_dot"]),
+        ("oscillator-2d-h3-conservation", ["x", "y", "px", "py"]),
+        ("neo-hookean-p11-regression", ["F11", "F12", "F21", "F22"]),
+        ("neo-hookean-p12-regression", ["F11", "F12", "F21", "F22"]),
+    ],
+)
+def test_model_outputs_equal_its_formula(name: str, variables: list[str]) -> None:
+    from physkan.symbolic.simplify import lambdify_torch
+
+    entry = load_entry(name, zoo=ZOO)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(200, len(variables), generator=gen, dtype=torch.float64) * 0.4 + 0.8
+    if name.startswith("relativistic"):
+        x[:, 1] -= 0.8  # q_dot in [0, 0.4]
+    if name.startswith("neo-hookean"):
+        x[:, 1:3] -= 1.0  # off-diagonal F12, F21 in [-0.2, 0.2], as sampled
+    with torch.no_grad():
+        out = entry.model(x)[:, 0]
+    if name.startswith("relativistic"):
+        from physkan.physics.gauge import canonical_lagrangian
+
+        found = canonical_lagrangian(model_formula(entry.model).expressions[0], ["q"])
+        assert equivalent(found, entry.card.formula, variables, {"q": (-2, 2), "q_dot": (-0.9, 0.9)})
+        return
+    expected = lambdify_torch(entry.card.formula, variables)(x).reshape(-1)
+    assert torch.allclose(out, expected, rtol=1e-9, atol=1e-12)
