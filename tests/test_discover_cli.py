@@ -89,3 +89,19 @@ def test_problems_lists_builtins() -> None:
     result = run_cli("problems", "--json")
     names = {p["name"] for p in json.loads(result.stdout)}
     assert {"pendulum", "tutorial", "oscillator-2d", "schwarzschild", "neo-hookean"} <= names
+
+
+def test_nan_in_data_file_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "data.csv").write_text("x,y\n0.1,1.0\n0.2,nan\n0.3,2.0\n")
+    problem = tmp_path / "p.toml"
+    problem.write_text(
+        'name = "nan"\ntype = "regression"\n[system]\nvariables = ["x"]\noutputs = ["y"]\n'
+        '[data]\nfile = "data.csv"\n'
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "physkan.cli", "discover", "--problem", str(problem), "--no-register"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "nan" in proc.stderr.lower() and proc.stderr.startswith("Error:")
