@@ -65,7 +65,7 @@ def _numeric_rmse(expr: sympy.Expr, names: list[str], x: torch.Tensor, y: torch.
     try:
         fn = lambdify_numpy(expr, names)
         with np.errstate(all="ignore"):
-            pred = np.broadcast_to(np.asarray(fn(*x.double().numpy().T), dtype=float), (x.shape[0],))
+            pred = np.broadcast_to(np.asarray(fn(x.double().numpy()), dtype=float), (x.shape[0],))
         return float(np.sqrt(np.mean((pred - y.double().reshape(-1).numpy()) ** 2)))
     except Exception:  # noqa: BLE001 - an unevaluable formula simply scores nan
         return float("nan")

@@ -74,3 +74,16 @@ def test_bessel_keeps_spline() -> None:
 def test_product_plus_sine_exact() -> None:
     res = _run(lambda x: x[:, :1] * x[:, 1:] + torch.sin(x[:, :1]), width=[2, [1, 1], 1])
     assert equivalent(res.formulas[0], "x*y + sin(x)", ["x", "y"], RANGES)
+
+
+@pytest.mark.slow
+def test_auto_structure_recovers_monomial() -> None:
+    """``width="auto"`` picks the log-target structure for a monomial and snaps its powers."""
+    def fn(x: torch.Tensor) -> torch.Tensor:
+        return x[:, :1] * x[:, 1:] ** 2
+
+    xtr, ytr = _data(fn, low=1.0, high=3.0, n=500)
+    xte, yte = _data(fn, low=1.0, high=3.0, n=500, seed=1)
+    res = s2kan_discover(xtr, ytr, xte, yte, ["x", "y"], ["f"], width="auto", steps=150)
+    assert res.target_transform == "log"
+    assert equivalent(res.formulas[0], "x*y**2", ["x", "y"], {"x": (1.0, 3.0), "y": (1.0, 3.0)})

@@ -40,10 +40,12 @@ def _table(summary):
               help="Write the results as JSON to this file.")  # fmt: skip
 @click.option("--seed", type=int, default=0, show_default=True, help="Data and model seed.")
 @click.option("--steps", type=click.IntRange(min=0), default=None, help="Override [train].steps.")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Seconds per equation; a slower one is reported as failed.")  # fmt: skip
 @click.option("--n-train", type=click.IntRange(min=10), default=1000, show_default=True,
               help="Training samples per equation (as many test samples).")  # fmt: skip
 def feynman_command(csv_path: Path, limit: int | None, names: tuple[str, ...], json_out: Path | None,
-                    seed: int, steps: int | None, n_train: int) -> None:  # fmt: skip
+                    seed: int, steps: int | None, timeout: float | None, n_train: int) -> None:  # fmt: skip
     """Discover every equation of a Feynman CSV and report the exact-recovery rate."""
     from rich.console import Console
 
@@ -59,7 +61,7 @@ def feynman_command(csv_path: Path, limit: int | None, names: tuple[str, ...], j
 
     try:
         summary = run_feynman_bench(csv_path, limit=limit, names=names or None, seed=seed, steps=steps,
-                                    n_train=n_train, n_test=n_train, on_row=progress)  # fmt: skip
+                                    n_train=n_train, n_test=n_train, timeout=timeout, on_row=progress)  # fmt: skip
     except ProblemError as exc:
         from physkan.cli import UserError  # one "Error:" line, exit code 2, like the other commands
 

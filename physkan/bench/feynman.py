@@ -8,13 +8,16 @@ failed with the reason, and the run goes on.
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["BenchRow", "BenchSummary", "run_feynman_bench"]
+__all__ = ["BenchRow", "BenchSummary", "RowTimeout", "run_feynman_bench"]
 
 
 @dataclass
@@ -65,14 +68,40 @@ class BenchSummary:
         }
 
 
-def _run_one(eq: Any, *, seed: int, steps: int | None, n_train: int, n_test: int) -> BenchRow:
+class RowTimeout(Exception):
+    """An equation ran past the harness's per-row time limit."""
+
+
+@contextmanager
+def _time_limit(seconds: float | None) -> Iterator[None]:
+    """Raise :class:`RowTimeout` after ``seconds`` (SIGALRM; a no-op off the main thread)."""
+    usable = seconds and hasattr(signal, "SIGALRM") and threading.current_thread() is threading.main_thread()
+    if not usable:
+        yield
+        return
+
+    def _raise(signum, frame):  # noqa: ARG001 - signal handler signature
+        raise RowTimeout(f"no result within {seconds:g} s")
+
+    old = signal.signal(signal.SIGALRM, _raise)
+    signal.setitimer(signal.ITIMER_REAL, float(seconds))
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0.0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def _run_one(eq: Any, *, seed: int, steps: int | None, n_train: int, n_test: int,
+             timeout: float | None = None) -> BenchRow:  # fmt: skip
     from physkan.discover import discover
     from physkan.problems.feynman import feynman_problem
 
     start = time.perf_counter()
     try:
-        spec = feynman_problem(eq, n_train=n_train, n_test=n_test, seed=seed)
-        result = discover(spec, seed=seed, steps=steps)
+        with _time_limit(timeout):
+            spec = feynman_problem(eq, n_train=n_train, n_test=n_test, seed=seed)
+            result = discover(spec, seed=seed, steps=steps)
     except Exception as exc:  # noqa: BLE001 - a failing row is reported, the run goes on
         return BenchRow(eq.name, eq.formula, "", False, float("nan"), time.perf_counter() - start,
                         error=f"{type(exc).__name__}: {exc}"[:300])  # fmt: skip
@@ -92,12 +121,14 @@ def run_feynman_bench(
     steps: int | None = None,
     n_train: int = 1000,
     n_test: int = 1000,
+    timeout: float | None = None,
     on_row: Callable[[BenchRow], None] | None = None,
 ) -> BenchSummary:
     """Run discovery on the equations of ``csv_path`` (the first ``limit`` / only ``names``).
 
     Args:
         steps: overrides ``[train].steps`` of every problem (``None``: the default).
+        timeout: seconds per equation; a row past it is reported as failed (``None``: no limit).
         on_row: called after each equation (progress display).
 
     Raises:
@@ -113,7 +144,7 @@ def run_feynman_bench(
         equations = equations[:limit]
     summary = BenchSummary()
     for eq in equations:
-        row = _run_one(eq, seed=seed, steps=steps, n_train=n_train, n_test=n_test)
+        row = _run_one(eq, seed=seed, steps=steps, n_train=n_train, n_test=n_test, timeout=timeout)
         summary.rows.append(row)
         if on_row is not None:
             on_row(row)

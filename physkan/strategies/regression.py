@@ -49,6 +49,8 @@ __all__ = ["discover_regression"]
 EXACT_REL_RMSE = 1e-6
 #: Relative training error of the spline network above which the symbolic stage is skipped.
 SPLINE_GATE = 5e-2
+#: Relative log-space training error of the symbolic network below which ``exp`` of it is built.
+LOG_EXACT_REL = 1e-5
 #: LBFGS steps of the probe fit of a small structure, and the relative error that ends it.
 PROBE_STEPS = 10
 PROBE_GATE = 0.1
@@ -206,6 +208,11 @@ def _run_candidate(cand: _Candidate, spec: ProblemSpec, data: Dataset, say: Repo
         fit(model, RegressionObjective(), train, steps=max(5, steps // 2))
     if cand.log_space:
         if not trial.report.complete:
+            return trial
+        log_rel = _rel(_train_rmse(model, data.x_train, y_train), y_train)
+        if expr is None and log_rel > LOG_EXACT_REL:
+            # only a (near-)exact log-space law is worth the sympy work of exponentiating it
+            say(f"log-space symbolic fit not exact (relative error {log_rel:.1e})")
             return trial
         try:
             if expr is None:
