@@ -7,6 +7,11 @@ import os
 import pytest
 import torch
 
+# The tests train tiny networks: one thread is faster than two fighting over 2 cores, and
+# subprocesses (CLI tests, DDP workers) inherit the setting.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+torch.set_num_threads(1)
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--runslow", action="store_true", default=False, help="run tests marked slow")

@@ -105,3 +105,15 @@ def test_nan_in_data_file_is_a_clear_error(tmp_path: Path) -> None:
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr
     assert "nan" in proc.stderr.lower() and proc.stderr.startswith("Error:")
+
+
+def test_csv_without_named_columns_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "data.csv").write_text("a,b\n0.1,1.0\n0.2,2.0\n")
+    problem = tmp_path / "p.toml"
+    problem.write_text(
+        'name = "cols"\ntype = "regression"\n[system]\nvariables = ["x"]\noutputs = ["y"]\n'
+        '[data]\nfile = "data.csv"\n'
+    )
+    result = CliRunner().invoke(cli, ["discover", "--problem", str(problem), "--no-register"])
+    assert result.exit_code == 2
+    assert result.output.startswith("Error:") and "x" in result.output and "Traceback" not in result.output
