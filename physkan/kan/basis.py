@@ -28,6 +28,7 @@ __all__ = [
     "cox_de_boor",
     "BSplineBasis",
     "GaussianRBFBasis",
+    "PointGridBasis",
     "UnknownBasisError",
     "available_basis_families",
     "get_basis_family",
@@ -234,17 +235,12 @@ class BSplineBasis(BasisFamily):
 # --------------------------------------------------------------------------- Gaussian RBF
 
 
-class GaussianRBFBasis(BasisFamily):
-    """Gaussian bumps ``exp(-((x - c_b) / h)^2)`` centred on the ``G + 1`` grid points.
+class PointGridBasis(BasisFamily):
+    """Base for families whose grid is just ``G + 1`` points spanning the range (no padding).
 
-    ``k`` is accepted for interface compatibility and ignored; ``h`` is the local grid
-    spacing, so a refined or adapted grid keeps neighbouring bumps overlapping.
+    Gaussian RBFs and Fourier series are of this kind: subclasses only implement
+    :meth:`num_basis` and :meth:`evaluate`.
     """
-
-    name = "rbf"
-
-    def num_basis(self, grid_size: int, k: int) -> int:
-        return grid_size + 1
 
     def make_grid(self, low: Tensor, high: Tensor, grid_size: int, k: int) -> Tensor:
         steps = torch.linspace(0.0, 1.0, grid_size + 1, dtype=low.dtype, device=low.device)
@@ -255,6 +251,19 @@ class GaussianRBFBasis(BasisFamily):
 
     def grid_from_interior(self, interior: Tensor, k: int) -> Tensor:
         return interior
+
+
+class GaussianRBFBasis(PointGridBasis):
+    """Gaussian bumps ``exp(-((x - c_b) / h)^2)`` centred on the ``G + 1`` grid points.
+
+    ``k`` is accepted for interface compatibility and ignored; ``h`` is the local grid
+    spacing, so a refined or adapted grid keeps neighbouring bumps overlapping.
+    """
+
+    name = "rbf"
+
+    def num_basis(self, grid_size: int, k: int) -> int:
+        return grid_size + 1
 
     def evaluate(self, x: Tensor, grid: Tensor, k: int) -> Tensor:
         spacing = torch.diff(grid, dim=1)

@@ -17,12 +17,12 @@ import math
 import torch
 from torch import Tensor
 
-from physkan.kan.basis import BasisFamily
+from physkan.kan.basis import PointGridBasis
 
 __all__ = ["FourierBasis"]
 
 
-class FourierBasis(BasisFamily):
+class FourierBasis(PointGridBasis):
     """Constant plus ``G`` cosine/sine harmonics of ``k pi (x - lo) / (hi - lo)``.
 
     ``k`` (the spline order) is accepted for interface compatibility and ignored.
@@ -33,19 +33,6 @@ class FourierBasis(BasisFamily):
     def num_basis(self, grid_size: int, k: int) -> int:
         """``2 G + 1``: the constant and a cosine and a sine per harmonic."""
         return 2 * grid_size + 1
-
-    def make_grid(self, low: Tensor, high: Tensor, grid_size: int, k: int) -> Tensor:
-        """``G + 1`` equally spaced points per input, ``(in, G + 1)``."""
-        steps = torch.linspace(0.0, 1.0, grid_size + 1, dtype=low.dtype, device=low.device)
-        return low[:, None] + (high - low)[:, None] * steps[None, :]
-
-    def interior(self, grid: Tensor, k: int) -> Tensor:
-        """The whole grid spans the range (no padding knots)."""
-        return grid
-
-    def grid_from_interior(self, interior: Tensor, k: int) -> Tensor:
-        """The grid is its interior."""
-        return interior
 
     def evaluate(self, x: Tensor, grid: Tensor, k: int) -> Tensor:
         """``(N, in, 2G + 1)`` values for ``x`` of shape ``(N, in)``."""
