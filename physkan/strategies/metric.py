@@ -4,13 +4,14 @@ We look for ``t' = t + Delta t(r)`` that makes the spatial slices flat. The KAN 
 ``Delta t'(r)`` (the derivative is what the flatness condition fixes; ``Delta t`` follows by
 one integration). Two stages:
 
-1. *precision*: a one-edge KAN (a spline) is started from a smooth positive guess and
-   trained on the flatness loss with grid refinement (``[train].refine``, then finer
-   grids until the loss reaches 1e-12), in float64;
-2. *symbolic*: a ``[1, [0, 1], 1]`` MultKAN (a product of two functions of ``r``) is fitted
-   to the precise spline (a teacher, as in the paper), made symbolic, refit on the flatness
-   loss itself and exported; it is checked against the Gullstrand-Painleve form
-   ``sqrt(2M/r) / (1 - 2M/r)`` (up to the sign, which the flatness condition leaves free).
+1. *precision*: a one-edge KAN (a spline) is started from a smooth positive guess, trained
+   on the flatness loss and refined (``[train].refine``, then finer grids) until the loss
+   reaches 1e-12 in float64; each grid is polished by Gauss-Newton, since the residual is
+   pointwise in ``Delta t'`` and linear in the spline coefficients;
+2. *symbolic*: simple transforms of the precise ``Delta t'`` (``1/y``, ``y^2``, ...) are fitted
+   by sparse dictionary regression on ``r``; the first exact one is undone symbolically and
+   checked against the Gullstrand-Painleve form ``sqrt(2M/r) / (1 - 2M/r)`` (up to the
+   sign, which the flatness condition leaves free).
 """
 
 from __future__ import annotations
