@@ -128,6 +128,8 @@ def _write_outputs(result, out: Path) -> None:
 def _register(result, zoo: Path | None) -> str | None:
     import re
 
+    import sympy
+
     from physkan.symbolic.simplify import to_latex
     from physkan.zoo import register_model
 
@@ -140,7 +142,7 @@ def _register(result, zoo: Path | None) -> str | None:
         problem=result.problem,
         formula="; ".join(result.formula_text),
         formula_latex="; ".join(to_latex(f) for f in result.formulas),
-        formula_srepr="; ".join(__import__("sympy").srepr(f) for f in result.formulas),
+        formula_srepr="; ".join(sympy.srepr(f) for f in result.formulas),
         metrics={k: v for k, v in result.metrics.items() if isinstance(v, (int, float))},
         tags=[result.type, "recovered" if result.recovered else "unverified"],
         training_config={"seconds": result.seconds},

@@ -19,6 +19,14 @@ def run_cli(*args: str, env: dict | None = None):
     return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
 
 
+def run_discover_process(problem: str) -> subprocess.CompletedProcess:
+    """`physkan discover --problem PROBLEM --no-register` in a fresh interpreter."""
+    return subprocess.run(
+        [sys.executable, "-m", "physkan.cli", "discover", "--problem", problem, "--no-register"],
+        capture_output=True, text=True, timeout=300,
+    )
+
+
 def test_discover_pendulum_json_recovers_lagrangian(tmp_path: Path) -> None:
     result = run_cli("discover", "--problem", "pendulum", "--json", "--zoo", str(tmp_path / "zoo"))
     assert result.exit_code == 0, result.output
@@ -74,10 +82,7 @@ def test_bad_input_one_line_exit_2(tmp_path: Path, content: str | None, message:
     if content is not None:
         target = str(tmp_path / "p.toml")
         Path(target).write_text(content)
-    proc = subprocess.run(
-        [sys.executable, "-m", "physkan.cli", "discover", "--problem", target, "--no-register"],
-        capture_output=True, text=True, timeout=300,
-    )
+    proc = run_discover_process(target)
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr
     lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
@@ -98,10 +103,7 @@ def test_nan_in_data_file_is_a_clear_error(tmp_path: Path) -> None:
         'name = "nan"\ntype = "regression"\n[system]\nvariables = ["x"]\noutputs = ["y"]\n'
         '[data]\nfile = "data.csv"\n'
     )
-    proc = subprocess.run(
-        [sys.executable, "-m", "physkan.cli", "discover", "--problem", str(problem), "--no-register"],
-        capture_output=True, text=True, timeout=300,
-    )
+    proc = run_discover_process(str(problem))
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr
     assert "nan" in proc.stderr.lower() and proc.stderr.startswith("Error:")

@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from physkan.discover import Discovery, Reporter, register_strategy
+from physkan.physics.losses import _quantity_gradients
 from physkan.problems import Dataset, ProblemSpec
 from physkan.strategies.common import sample_ranges
 from physkan.symbolic.simplify import clean_formula, lambdify_torch, snap_constants
@@ -25,9 +26,9 @@ from physkan.symbolic.simplify import clean_formula, lambdify_torch, snap_consta
 __all__ = ["canonical_quantity", "discover_conservation"]
 
 
-def _unit_gradients(fn: Callable[[Tensor], Tensor], z: Tensor, create_graph: bool) -> Tensor:
-    z = z.detach().requires_grad_(True)
-    (g,) = torch.autograd.grad(fn(z).sum(), z, create_graph=create_graph)
+def _unit_gradients(fn: Callable[[Tensor], Tensor], z: Tensor) -> Tensor:
+    """Normalised gradients ``(N, d)`` of a scalar quantity (no graph kept)."""
+    g = _quantity_gradients(fn, z.detach())[:, 0].detach()
     return g / (torch.linalg.vector_norm(g, dim=1, keepdim=True) + 1e-8)
 
 
@@ -113,7 +114,7 @@ def _residuals(found: list[sympy.Expr], state: list[str], data: Dataset) -> dict
     fhat = f / (torch.linalg.vector_norm(f, dim=1, keepdim=True) + 1e-12)
     worst = 0.0
     for expr in found:
-        unit = _unit_gradients(lambdify_torch(expr, state), z, create_graph=False)
+        unit = _unit_gradients(lambdify_torch(expr, state), z)
         worst = max(worst, float((unit * fhat).sum(1).abs().max()))
     return {"test_rmse": worst, "max_conservation_residual": worst, "n_found": float(len(found))}
 

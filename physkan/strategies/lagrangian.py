@@ -73,7 +73,7 @@ def discover_lagrangian(spec: ProblemSpec, data: Dataset, say: Reporter) -> Disc
         formula.expressions = [
             canonical_lagrangian(formula.expressions[0], spec.system.coordinates, snap=spec.discover.snap)
         ]
-    metrics = _lagrangian_metrics(model, data, objective)
+    metrics = _lagrangian_metrics(model, data)
     recovered, why = _check_lagrangian(spec, formula.expressions[0], data, report.complete)
     if report.complete and spec.system.lagrangian is not None:
         metrics.update(_rollout_metrics(spec, formula.expressions[0], data))
@@ -115,7 +115,7 @@ def remove_linear_gauge(model: MultKAN, n: int, n_samples: int = 2001) -> None:
         layer.coef.data[i, :, 0] = coef
 
 
-def _lagrangian_metrics(model: MultKAN, data: Dataset, objective) -> dict[str, float]:
+def _lagrangian_metrics(model: MultKAN, data: Dataset) -> dict[str, float]:
     from physkan.physics import lagrangian_accelerations
 
     state, qddot = data.x_test, data.extras["qddot_test"]

@@ -95,17 +95,16 @@ def _gauss_newton(spline, r: torch.Tensor, mass: float, iters: int = 30) -> floa
     linear in the spline coefficients, so Gauss-Newton (least squares on the linearised
     residual) converges quadratically to machine precision where LBFGS crawls.
     """
-    from physkan.physics.metric import spatial_flatness_loss
+    from physkan.physics.metric import spatial_flatness_loss, spatial_metric_rr
 
     layer = spline.layers[0]
-    g_tt = -(1 - 2 * mass / r)
-    g_rr = 1 / (1 - 2 * mass / r)
+    g_tt = -(1 - 2 * mass / r)  # d(gamma_rr)/d(y^2)
     with torch.no_grad():
         basis = layer.basis.evaluate(r, layer.grid, layer.k)[:, 0, :]  # (N, nb)
         scale = layer.scale_sp[0, 0]
         for _ in range(iters):
             y = spline(r)
-            residual = (g_rr + g_tt * y**2 - 1).reshape(-1, 1)
+            residual = (spatial_metric_rr(y, r, mass) - 1).reshape(-1, 1)
             if float((residual**2).mean()) < 1e-30:
                 break
             jac = 2 * g_tt * y * basis * scale  # (N, nb)
