@@ -214,16 +214,46 @@ def train(problem: str, devices: int, accelerator: str, strategy: str, max_steps
         data = make_dataset(spec)
         batch = _training_batch(spec.type, data)
         outputs = ["L"] if spec.type == "lagrangian" else data.outputs
-        model = build_model(spec, data.inputs, outputs)
-        result = fit(model, make_objective(spec.type), batch, steps=max_steps or spec.train.steps,
-                     optimizer=spec.train.optimizer, lr=spec.train.lr, lamb=spec.train.lamb,
-                     accelerator=accelerator, devices=devices, strategy=strategy,
-                     progress=sys.stderr.isatty())  # fmt: skip
-    click.echo(f"final loss {result.final_loss:.3e} after {len(result.history)} steps ({result.seconds:.1f} s)")
+        if spec.model.kind == "s2kan":
+            model = _train_s2kan(spec, data, batch, outputs, max_steps,
+                                 {"accelerator": accelerator, "devices": devices, "strategy": strategy})  # fmt: skip
+        else:
+            model = build_model(spec, data.inputs, outputs)
+            result = fit(model, make_objective(spec.type), batch, steps=max_steps or spec.train.steps,
+                         optimizer=spec.train.optimizer, lr=spec.train.lr, lamb=spec.train.lamb,
+                         accelerator=accelerator, devices=devices, strategy=strategy,
+                         progress=sys.stderr.isatty())  # fmt: skip
+            click.echo(f"final loss {result.final_loss:.3e} after {len(result.history)} steps "
+                       f"({result.seconds:.1f} s)")  # fmt: skip
     if out is not None:
         from physkan.io import save_model
 
         click.echo(f"saved {save_model(model, Path(out) / 'model.h5')}")
+
+
+def _train_s2kan(spec, data, batch: dict[str, Any], outputs: list[str], max_steps: int | None,
+                 fit_options: dict[str, Any]):  # fmt: skip
+    """``[model] kind = "s2kan"``: the whole S2KAN schedule on the problem's loss (every phase
+    on the engine with the given devices); prints the description length and open terms."""
+    from physkan.s2kan import train_s2kan
+    from physkan.strategies.s2kan_fit import kinetic_teacher, s2kan_config, s2kan_model
+    from physkan.train.objectives import make_objective
+
+    if spec.type == "conservation":
+        outputs = [f"H{i + 1}" for i in range(spec.system.n_quantities)]
+    sizes = spec.model.layer_sizes()
+    fits = sizes is not None and sizes[0] == len(data.inputs) and sizes[-1] == len(outputs)
+    width = spec.model.width if fits else [len(data.inputs), len(outputs)]  # else additive
+    model = s2kan_model(spec, width, data.inputs, outputs)
+    cfg = s2kan_config(spec) if max_steps is None else s2kan_config(spec, steps=max_steps)
+    cfg.fit_options = fit_options
+    teacher = kinetic_teacher(batch["state"]) if spec.type == "lagrangian" else None
+    dl = train_s2kan(model, batch, objective=make_objective(spec.type), teacher=teacher, cfg=cfg)
+    click.echo(f"S2KAN {model.width_spec}: loss {dl.mse:.3e}, description length {dl.total_bits:.1f} bits "
+               f"(data {dl.data_bits:.1f} + model {dl.model_bits:.1f})")  # fmt: skip
+    for lyr, i, j, name in model.open_terms():
+        click.echo(f"  edge ({lyr},{i},{j}): {name}")
+    return model
 
 
 def _training_batch(problem_type: str, data) -> dict[str, Any]:

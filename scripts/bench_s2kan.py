@@ -2,12 +2,16 @@
 
 Usage::
 
-    python scripts/bench_s2kan.py [--limit N] [--method both|s2kan|kan] [--jobs J]
+    python scripts/bench_s2kan.py [--limit N] [--skip N] [--method both|s2kan|kan] [--jobs J]
                                   [--timeout S] [--json OUT] [--merge A.json B.json ...]
 
 Both methods see the same problem spec (:func:`physkan.problems.feynman.feynman_problem`)
-and the same sampled data (:func:`physkan.problems.make_dataset`); the KAN column is
-:func:`physkan.discover.discover` (prune + auto-symbolic, regression strategy). The built-in
+and the same sampled data (:func:`physkan.problems.make_dataset`) and run the same
+:func:`physkan.discover.discover` pipeline (regression strategy: Occam structure search). The
+KAN column trains KANs and makes them symbolic by prune + auto-symbolic; the S2KAN column sets
+``[model] kind = "s2kan"``, so every network of the search is an S2KAN whose MDL gates choose
+each edge's terms. The two non-network structure tests of the search (rank-one product and
+product-with-one-block, fitted by alternating least squares) are shared by both columns. The built-in
 single-output regression problems join the Feynman dev set (``--no-builtin`` leaves them out).
 
 Columns: exact recovery (the ground-truth check of the regression strategy: closed form, no
@@ -47,12 +51,12 @@ def _alarm(signum, frame):  # noqa: ANN001, ARG001 - signal handler signature
 
 
 # ----------------------------------------------------------------------------- problems
-def _specs(limit: int | None, builtin: bool) -> list[tuple[str, str, Any]]:
-    """``(set, name, spec)`` of every problem (``limit`` caps the Feynman dev set)."""
+def _specs(limit: int | None, builtin: bool, skip: int = 0) -> list[tuple[str, str, Any]]:
+    """``(set, name, spec)`` of every problem (Feynman dev rows ``skip:limit``)."""
     from physkan.problems import load_problem
     from physkan.problems.feynman import feynman_problem, read_feynman_csv
 
-    out = [("feynman-dev", eq.name, feynman_problem(eq)) for eq in read_feynman_csv(DATA)[:limit]]
+    out = [("feynman-dev", eq.name, feynman_problem(eq)) for eq in read_feynman_csv(DATA)[skip:limit]]
     if builtin:
         out += [("builtin", name, load_problem(name)) for name in BUILTIN]
     return out
@@ -108,15 +112,10 @@ def _exact(spec, formulas: list[sympy.Expr], data) -> bool:
 
 
 # ----------------------------------------------------------------------------- runners
-def _run_s2kan(spec, steps: int) -> tuple[list[sympy.Expr], Any]:
-    from physkan.problems import make_dataset
-    from physkan.s2kan import s2kan_discover
-
-    torch.manual_seed(spec.model.seed)
-    data = make_dataset(spec)
-    res = s2kan_discover(data.x_train, data.y_train, data.x_test, data.y_test, data.inputs, data.outputs,
-                         width="auto", steps=steps)  # fmt: skip
-    return res.formulas, data
+def _run_s2kan(spec) -> tuple[list[sympy.Expr], Any]:
+    """The same discovery with ``[model] kind = "s2kan"``: the structure search is shared,
+    every network it trains is an S2KAN whose MDL gates choose the edges' terms."""
+    return _run_kan(spec.updated({"model.kind": "s2kan"}))
 
 
 def _run_kan(spec) -> tuple[list[sympy.Expr], Any]:
@@ -128,16 +127,16 @@ def _run_kan(spec) -> tuple[list[sympy.Expr], Any]:
     return res.formulas, make_dataset(spec)
 
 
-def run_one(task: tuple[str, str, str, Any, int, int]) -> dict[str, Any]:
-    """One ``(method, set, name, spec, steps, timeout)`` run -> a result row."""
-    method, group, name, spec, steps, timeout = task
+def run_one(task: tuple[str, str, str, Any, int]) -> dict[str, Any]:
+    """One ``(method, set, name, spec, timeout)`` run -> a result row."""
+    method, group, name, spec, timeout = task
     torch.set_num_threads(1)
     row: dict[str, Any] = {"method": method, "set": group, "name": name}
     t0 = time.perf_counter()
     signal.signal(signal.SIGALRM, _alarm)
     signal.alarm(timeout)
     try:
-        formulas, data = _run_s2kan(spec, steps) if method == "s2kan" else _run_kan(spec)
+        formulas, data = _run_s2kan(spec) if method == "s2kan" else _run_kan(spec)
         signal.alarm(timeout)  # the check gets its own budget
         row["seconds"] = time.perf_counter() - t0
         f = formulas[0]
@@ -213,9 +212,9 @@ def markdown(rows: list[dict[str, Any]]) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--limit", type=int, default=None, help="first N Feynman dev equations")
+    ap.add_argument("--skip", type=int, default=0, help="leave out the first N (to split a run)")
     ap.add_argument("--method", choices=["both", *METHODS], default="both")
     ap.add_argument("--no-builtin", action="store_true", help="leave out the built-in problems")
-    ap.add_argument("--steps", type=int, default=150, help="S2KAN MDL-phase steps")
     ap.add_argument("--timeout", type=int, default=180, help="seconds per problem and method")
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--json", default=None)
@@ -226,7 +225,7 @@ def main() -> None:
     else:
         os.environ.setdefault("OMP_NUM_THREADS", "1")
         methods = METHODS if args.method == "both" else (args.method,)
-        tasks = [(m, g, n, s, args.steps, args.timeout) for g, n, s in _specs(args.limit, not args.no_builtin)
+        tasks = [(m, g, n, s, args.timeout) for g, n, s in _specs(args.limit, not args.no_builtin, args.skip)
                  for m in methods]  # fmt: skip
         rows = []
         ctx = mp.get_context("fork")

@@ -69,11 +69,16 @@ def test_bessel_keeps_spline() -> None:
     assert res.test_rmse < 0.01
 
 
-@pytest.mark.slow
-@pytest.mark.xfail(reason="warm-up decomposition through product nodes is not yet reliable", strict=False)
 def test_product_plus_sine_exact() -> None:
+    """x·y + sin(x) through one sum and one product node; every edge that is not needed
+    (y into the sum, x and y into the wrong product factor) ends with all gates closed."""
     res = _run(lambda x: x[:, :1] * x[:, 1:] + torch.sin(x[:, :1]), width=[2, [1, 1], 1])
     assert equivalent(res.formulas[0], "x*y + sin(x)", ["x", "y"], RANGES)
+    assert res.spline_edges == []
+    edges = {(lyr, i, j) for lyr, i, j, _ in res.model.open_terms()}
+    assert len(res.model.open_terms()) == len(edges) == 5  # one term per needed edge
+    assert (0, 1, 0) not in edges  # y does not feed the sum node
+    assert res.test_rmse < 1e-8
 
 
 @pytest.mark.slow

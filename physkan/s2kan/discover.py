@@ -16,6 +16,7 @@ from physkan.s2kan.mdl import MDLParts, precision_floor
 from physkan.s2kan.model import S2KAN
 from physkan.s2kan.train import S2KANTrainConfig, train_s2kan
 from physkan.symbolic.simplify import clean_formula
+from physkan.train.objectives import RegressionObjective
 
 __all__ = ["S2KANResult", "s2kan_discover"]
 
@@ -90,7 +91,8 @@ def _snap_powers(model: S2KAN, x: Tensor, t: Tensor) -> None:
     if "log" not in layer.library:
         return
     s = layer.library.index("log")
-    before = description_length(model, x, t).total_bits
+    batch = {"x": x, "y": t}
+    before = description_length(model, RegressionObjective(), batch).total_bits
     saved = copy.deepcopy(model.state_dict())
     with torch.no_grad():
         for i, j, k in layer.open_terms().nonzero().tolist():
@@ -106,7 +108,7 @@ def _snap_powers(model: S2KAN, x: Tensor, t: Tensor) -> None:
             layer.a[i, j, s], layer.b[i, j, s], layer.c[i, j, s] = 1.0, 0.0, float(p)
             layer.d[i, j] += c * math.log(a)
         layer.d[0, 0] += float(torch.mean(t - model(x)))
-    if description_length(model, x, t).total_bits > before:
+    if description_length(model, RegressionObjective(), batch).total_bits > before:
         model.load_state_dict(saved)
 
 
@@ -119,6 +121,7 @@ def s2kan_discover(
     outputs: Sequence[str],
     *,
     width: Sequence[int | Sequence[int]] | str | None = None,
+    transform: str = "identity",
     library: Sequence[str] | None = None,
     steps: int = 300,
     seed: int = 0,
@@ -129,7 +132,8 @@ def s2kan_discover(
 
     ``width`` defaults to ``[n_in, n_out]`` (one layer); ``"auto"`` tries the structures of
     :func:`_structures` and keeps the one with the lowest total description length (in the
-    units of ``y``). ``steps`` sets the MDL-phase length (warm-up uses ``2/3`` of it).
+    units of ``y``). ``transform="log"`` fits an explicit ``width`` to ``log|y|`` (``y`` of one
+    sign) and maps the formula back. ``steps`` sets the MDL-phase length (warm-up uses ``2/3`` of it).
     Formulas are snapped against the training data.
     """
     t0 = time.perf_counter()
@@ -138,7 +142,9 @@ def s2kan_discover(
     if width == "auto":
         structures = _structures(xtr, ytr)
     else:
-        structures = [(list(width) if width is not None else [xtr.shape[1], ytr.shape[1]], "identity")]
+        if transform not in ("identity", "log"):
+            raise ValueError(f"transform: expected 'identity' or 'log', got {transform!r}")
+        structures = [(list(width) if width is not None else [xtr.shape[1], ytr.shape[1]], transform)]
     best = None
     tried = []
     for w, transform in structures:

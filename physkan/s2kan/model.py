@@ -95,6 +95,11 @@ class S2KAN(nn.Module):
                         nxt = self.layers[lyr + 1]
                         nxt.coef[n_add + m] = nxt.greville()[n_add + m]
 
+    def product_subnodes(self, layer: int) -> list[int]:
+        """Subnode indices of layer ``layer`` that feed multiplication nodes."""
+        n_add, n_mult = self.width[layer + 1]
+        return list(range(n_add, n_add + MULT_ARITY * n_mult))
+
     # ------------------------------------------------------------------ structure
     @property
     def width_spec(self) -> list[int | list[int]]:
@@ -132,6 +137,10 @@ class S2KAN(nn.Module):
         with torch.no_grad():
             for layer, xin in zip(self.layers, self.layer_inputs(x), strict=True):
                 layer.set_grid(xin, margin)
+
+    def update_grid(self, x: Tensor) -> None:
+        """Engine hook (:class:`~physkan.train.callbacks.GridUpdate`): :meth:`update_grids`."""
+        self.update_grids(x)
 
     # ------------------------------------------------------------------ MDL
     def model_cost_bits(self, n: int) -> Tensor:

@@ -1,43 +1,67 @@
-"""Training schedule of an S2KAN (plain torch: Adam, then LBFGS).
+"""Training schedule of an S2KAN on the Lightning engine, for any objective.
 
-1. **warm-up** – splines only, mean-squared error, grids follow the data (a plain KAN fit);
+1. **warm-up** – splines only, the objective's plain loss, grids follow the data (a KAN fit;
+   an optional *teacher* regression batch is fitted first, e.g. ``T = q̇²/2`` so that an
+   Euler–Lagrange loss starts from an invertible Hessian);
 2. **symbolic initialisation** – each edge's warm-up curve is matched against the library
    (:func:`~physkan.symbolic.fit.suggest_symbolic`); the ``topk`` candidates get their fitted
    ``a, b`` and the best one its ``c, d``; the spline keeps the residual; other terms are
    masked out;
-3. **MDL phase** – Adam on ``L_data + λ(t) L_model`` per point with hard-concrete gates;
-   ``λ`` ramps from 0 to 1 (first without the model cost, then ramped in);
+3. **MDL phase** – Adam on :class:`~physkan.s2kan.objective.MDLObjective`
+   (``½ log2(loss + floor) + λ(t) L_model / N``) with hard-concrete gates; ``λ`` ramps from 0
+   to 1 (:class:`~physkan.s2kan.objective.MDLRamp`);
 4. **prune** – gates with ``P(open) < 0.5`` close for good, survivors become hard (``z = 1``);
 5. **refit** – LBFGS on the survivors' continuous parameters;
 6. **polish** – greedy MDL moves: close one term (then refit) or swap a spline for a library
-   function, kept only when the total description length drops.
+   function, kept only when the total description length drops (short in-process LBFGS refits
+   on a subsample; every other phase runs through :func:`physkan.train.fit`).
 
-The model cost is exposed as ``model.model_cost_bits(n)`` so other engines can add it.
+The objective is any :class:`~physkan.train.objectives.Objective`; the description length's
+data cost is ``(N/2)·log2(loss + floor)`` with the objective's mean-squared residual.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from physkan.s2kan.gates import open_logit
-from physkan.s2kan.mdl import MDLParts, data_cost_bits, precision_floor
+from physkan.s2kan.levenberg import levenberg_marquardt
+from physkan.s2kan.mdl import MDLParts
 from physkan.s2kan.model import S2KAN
+from physkan.s2kan.objective import MDLObjective, MDLRamp, objective_floor
 from physkan.symbolic.fit import suggest_symbolic
+from physkan.train.objectives import Objective, RegressionObjective
 
 __all__ = ["S2KANTrainConfig", "description_length", "init_symbolic", "prune", "refit", "train_s2kan"]
+
+Batch = Mapping[str, Tensor]
+
+#: relative error under which the flat warm-up (identity outer edges) is kept.
+FLAT_GATE = 1e-2
 
 
 @dataclass
 class S2KANTrainConfig:
-    """Knobs of :func:`train_s2kan` (steps are optimiser steps on the full batch)."""
+    """Knobs of :func:`train_s2kan` (steps are optimiser steps on the full batch).
+
+    ``fit_options`` go to every :func:`physkan.train.fit` call (e.g. ``accelerator``,
+    ``devices=2``, ``strategy="ddp_spawn"``).
+    """
 
     warmup_steps: int = 200
     warmup_lr: float = 2e-2
+    #: ``"adam"`` (``warmup_steps`` steps) or ``"lbfgs"`` (``warmup_steps // 10`` steps of 20
+    #: iterations; better for the physics losses)
+    warmup_optimizer: str = "adam"
+    teacher_steps: int = 5
     mdl_steps: int = 300
     ramp_fraction: float = 0.5
     lr: float = 2e-3
@@ -51,47 +75,142 @@ class S2KANTrainConfig:
     max_fit_points: int = 256
     verbose: bool = False
     rank_eps: float = 1e-4
+    #: stop after the warm-up when its loss exceeds ``warmup_gate² · var(target)`` (the
+    #: structure cannot fit the data; ``None``: always go on)
+    warmup_gate: float | None = None
+    fit_options: dict[str, Any] = field(default_factory=dict)
 
 
-def _mse(model: S2KAN, x: Tensor, y: Tensor) -> Tensor:
-    return torch.mean((model(x) - y) ** 2)
+def _rows(batch: Batch, idx: Tensor) -> dict[str, Tensor]:
+    return {k: v[idx] for k, v in batch.items()}
 
 
-def description_length(model: S2KAN, x: Tensor, y: Tensor) -> MDLParts:
-    """Total description length (evaluation gates) of ``model`` on ``x (N, in)``, ``y (N, out)``."""
+def _n(batch: Batch) -> int:
+    return int(next(iter(batch.values())).shape[0])
+
+
+def _loss(model: S2KAN, objective: Objective, batch: Batch) -> Tensor:
+    """The objective's loss with evaluation gates (autograd on: physics losses need it);
+    ``nan`` when the objective cannot be evaluated (e.g. a singular Euler–Lagrange Hessian)."""
     was = model.training
     model.eval()
-    with torch.no_grad():
-        mse = float(_mse(model, x, y))
-    model.train(was)
-    return model.description_length(mse, x.shape[0], precision_floor(y, model.resolution))
+    try:
+        with torch.enable_grad():
+            return objective.loss(model, batch).detach()
+    except (RuntimeError, ValueError):
+        return torch.tensor(math.nan, dtype=torch.float64)
+    finally:
+        model.train(was)
 
 
-def warmup(model: S2KAN, x: Tensor, y: Tensor, cfg: S2KANTrainConfig) -> None:
-    """Spline-only fit (symbolic terms switched off) with periodic grid updates."""
+def description_length(model: S2KAN, objective: Objective, batch: Batch) -> MDLParts:
+    """Total description length (evaluation gates) of ``model`` on ``batch``."""
+    n = _n(batch)
+    loss = float(_loss(model, objective, batch))
+    floor = objective_floor(batch, model.resolution)
+    if not math.isfinite(loss):
+        return MDLParts(math.inf, float(model.model_cost_bits(n).detach()), n, loss)
+    return model.description_length(loss, n, floor)
+
+
+def _fit(model: S2KAN, objective: Objective, batch: Batch, cfg: S2KANTrainConfig, **kw: Any):
+    from physkan.train import fit
+
+    model.train()  # sampled gates only where they are not hard yet (the MDL phase)
+    return fit(model, objective, batch, **{**cfg.fit_options, **kw})
+
+
+@contextlib.contextmanager
+def _frozen(model: S2KAN, subnodes: dict[int, list[int]]):
+    """Zero the gradients of every edge into ``subnodes[layer]`` while the block runs."""
+    handles = []
+    for lyr, subs in subnodes.items():
+        if not subs:
+            continue
+        layer = model.layers[lyr]
+        keep = torch.ones(layer.n_in, layer.n_sub, 1, dtype=layer.coef.dtype, device=layer.coef.device)
+        keep[:, subs] = 0.0
+        handles.append(layer.coef.register_hook(lambda g, keep=keep: g * keep))
+        handles.append(layer.d.register_hook(lambda g, keep=keep: g * keep[..., 0]))
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def _products(model: S2KAN) -> dict[int, list[int]]:
+    return {lyr: model.product_subnodes(lyr) for lyr in range(model.depth)}
+
+
+def _flat_warmup(model: S2KAN, objective: Objective, batch: Batch, cfg: S2KANTrainConfig) -> bool:
+    """Occam's first try for a deep S2KAN: every edge after the first layer is the identity
+    (the output is the plain sum of the hidden nodes) and the seeded products are held. When
+    that fits (relative error < ``FLAT_GATE``) the outer edges stay identities, which removes
+    the ``g(h(x)) = (g∘u)(u⁻¹∘h(x))`` ambiguity of compositions. Returns whether it was kept."""
+    if model.depth < 2:
+        return False
+    saved = copy.deepcopy(model.state_dict())
+    outer = {lyr: list(range(model.layers[lyr].n_sub)) for lyr in range(1, model.depth)}
+    frozen = {**_products(model), **outer}
+    samples = objective.grid_samples(batch)
+    rounds = max(1, cfg.grid_updates)
+    for _ in range(rounds):  # grids follow the hidden nodes; the outer edges stay identities
+        model.update_grids(samples)
+        with torch.no_grad():
+            for lyr in outer:
+                layer = model.layers[lyr]
+                layer.coef.copy_(layer.greville()[:, None, :].expand_as(layer.coef))
+                layer.d.zero_()
+        with _frozen(model, frozen):
+            _fit(model, objective, batch, cfg, steps=max(1, cfg.warmup_steps // (2 * rounds)),
+                 optimizer="adam", lr=cfg.warmup_lr)  # fmt: skip
+    with _frozen(model, frozen):
+        refit(model, objective, batch, iters=cfg.refit_iters // 2, cfg=cfg)
+    rel = math.sqrt(max(float(_loss(model, objective, batch)), 0.0) / objective_floor(batch, 1.0))
+    if cfg.verbose:
+        print(f"[s2kan] flat warm-up: relative error {rel:.2e}")
+    if rel < FLAT_GATE:
+        return True
+    model.load_state_dict(saved)
+    return False
+
+
+def warmup(model: S2KAN, objective: Objective, batch: Batch, cfg: S2KANTrainConfig,
+           teacher: Batch | None = None) -> float:  # fmt: skip
+    """Spline-only fit (symbolic terms switched off) with periodic grid updates; returns its
+    relative error ``sqrt(loss / var(target))``."""
     saved = [(layer.mask.clone(), layer.hard.clone()) for layer in model.layers]
     for layer in model.layers:
         layer.mask[..., :-1] = 0.0
         layer.mask[..., -1] = 1.0
         layer.hard.fill_(1.0)
-    params = [p for layer in model.layers for p in (layer.coef, layer.d)]
-    model.update_grids(x)
-    with torch.no_grad():  # start at the right output offset
-        model.layers[-1].d[0] += (y - model(x)).mean(0)
-    opt = torch.optim.Adam(params, lr=cfg.warmup_lr)
+    samples = objective.grid_samples(batch)
+    model.update_grids(samples)
+    if teacher is not None:
+        _fit(model, RegressionObjective(), teacher, cfg, steps=cfg.teacher_steps)
+    elif "x" in batch and "y" in batch:  # regression: start at the right output offset
+        with torch.no_grad():
+            model.layers[-1].d[0] += (batch["y"] - model(batch["x"])).mean(0)
     every = max(1, cfg.warmup_steps // (2 * max(cfg.grid_updates, 1)))
-    model.train()
-    for step in range(cfg.warmup_steps):
-        if step and step % every == 0 and step // every < cfg.grid_updates:
-            model.update_grids(x)
-        opt.zero_grad()
-        loss = _mse(model, x, y)
-        loss.backward()
-        opt.step()
-    refit(model, x, y, iters=cfg.refit_iters // 2, params=params)
+    if not _flat_warmup(model, objective, batch, cfg):
+        # backfitting: the seeded products (x_a·x_b) are held through the warm-up while the
+        # sums fit around them, so that no sum absorbs part of a product (the MDL phase frees them)
+        if cfg.warmup_optimizer == "lbfgs":
+            steps = max(1, cfg.warmup_steps // 10)
+            every = max(1, steps // (2 * max(cfg.grid_updates, 1)))
+            opt: dict[str, Any] = {"optimizer": "lbfgs", "max_iter": 20}
+        else:
+            steps, opt = cfg.warmup_steps, {"optimizer": "adam", "lr": cfg.warmup_lr}
+        with _frozen(model, _products(model)):
+            _fit(model, objective, batch, cfg, steps=steps, grid_update_every=every,
+                 grid_update_until=every * cfg.grid_updates, **opt)  # fmt: skip
+        refit(model, objective, batch, iters=cfg.refit_iters // 2, cfg=cfg)
+    rel = math.sqrt(max(float(_loss(model, objective, batch)), 0.0) / objective_floor(batch, 1.0))
     for layer, (mask, hard) in zip(model.layers, saved, strict=True):
         layer.mask.copy_(mask)
         layer.hard.copy_(hard)
+    return rel if math.isfinite(rel) else math.inf
 
 
 def _subsample(x: Tensor, n: int) -> Tensor:
@@ -120,6 +239,7 @@ def init_symbolic(model: S2KAN, x: Tensor, cfg: S2KANTrainConfig, eps: float = 1
     """Initialise every edge's symbolic terms from its warm-up spline (layer by layer);
     ``eps`` is the relative precision of the warm-up fit (see :func:`_rank`)."""
     hi, lo = open_logit(0.98), open_logit(0.5)
+    model.eval()  # deterministic gates: later layers see what earlier layers now compute
     idx = _subsample(x, cfg.max_fit_points)
     for lyr, layer in enumerate(model.layers):
         xin = model.layer_inputs(x)[lyr].detach()
@@ -127,11 +247,14 @@ def init_symbolic(model: S2KAN, x: Tensor, cfg: S2KANTrainConfig, eps: float = 1
         lib = dict(zip(layer.library, layer.functions, strict=True))
         with torch.no_grad():
             spl = layer.spline_values(xs) + layer.d  # (n, in, n_sub)
+            spread = spl.std(0)  # (in, n_sub)
+            flat = spread <= 1e-6 * float(spread.max().clamp_min(1e-300))
         cands = {
             (i, j): _rank(suggest_symbolic(xs[:, i].double(), spl[:, i, j].double(), lib, topk=0),
                           layer, x.shape[0], eps)[: cfg.topk]
             for i in range(layer.n_in)
             for j in range(layer.n_sub)
+            if not flat[i, j]
         }  # fmt: skip
         with torch.no_grad():
             layer.mask[..., :-1] = 0.0
@@ -152,6 +275,9 @@ def init_symbolic(model: S2KAN, x: Tensor, cfg: S2KANTrainConfig, eps: float = 1
                         residual[:, i, j] -= cand.fit(xs[:, i].double()).to(residual)
             if layer.use_spline:
                 layer.fit_spline(xs, residual)
+            for i, j in flat.nonzero().tolist():  # a constant edge: every gate closed for good
+                layer.mask[i, j] = 0.0
+                layer.d[i, j] = spl[:, i, j].mean()
 
 
 def _fold_exp(cand, layer, i: int, j: int, s: int) -> float:
@@ -165,28 +291,12 @@ def _fold_exp(cand, layer, i: int, j: int, s: int) -> float:
     return folded
 
 
-def _ramp(step: int, total: int, fraction: float) -> float:
-    """λ: 0 for the first third of the ramp window, then linear to 1 at ``fraction·total``."""
-    start = fraction * total / 3
-    end = max(fraction * total, start + 1)
-    return min(max((step - start) / (end - start), 0.0), 1.0)
-
-
-def mdl_phase(model: S2KAN, x: Tensor, y: Tensor, cfg: S2KANTrainConfig) -> None:
-    """Adam on ``½ log2(MSE + floor) + λ(t) · L_model / N`` with sampled gates."""
-    n = x.shape[0]
-    floor = precision_floor(y, model.resolution)
-    gates = [layer.log_alpha for layer in model.layers]
-    others = [p for n_, p in model.named_parameters() if not n_.endswith("log_alpha")]
-    opt = torch.optim.Adam([{"params": others}, {"params": gates, "lr": cfg.gate_lr}], lr=cfg.lr)
-    model.train()
-    for step in range(cfg.mdl_steps):
-        lam = _ramp(step, cfg.mdl_steps, cfg.ramp_fraction)
-        opt.zero_grad()
-        data = data_cost_bits(_mse(model, x, y), 1, floor)
-        loss = data + lam * model.model_cost_bits(n) / n
-        loss.backward()
-        opt.step()
+def mdl_phase(model: S2KAN, objective: Objective, batch: Batch, cfg: S2KANTrainConfig) -> None:
+    """Adam (engine) on the MDL objective with sampled gates and a ramped model cost."""
+    n = _n(batch)
+    mdl = MDLObjective(objective, n, objective_floor(batch, model.resolution))
+    _fit(model, mdl, batch, cfg, steps=cfg.mdl_steps, optimizer="adam", lr=cfg.lr,
+         param_lr={"log_alpha": cfg.gate_lr}, callbacks=[MDLRamp(cfg.mdl_steps, cfg.ramp_fraction)])  # fmt: skip
 
 
 def prune(model: S2KAN, threshold: float = 0.5) -> None:
@@ -198,46 +308,73 @@ def prune(model: S2KAN, threshold: float = 0.5) -> None:
             layer.hard.fill_(1.0)
 
 
-def refit(model: S2KAN, x: Tensor, y: Tensor, *, iters: int = 200, params: list | None = None) -> None:
-    """LBFGS on the mean-squared error (gates as they are)."""
-    if params is None:
-        params = [p for layer in model.layers for p in (layer.a, layer.b, layer.c, layer.d, layer.coef)]
-    opt = torch.optim.LBFGS(params, lr=1.0, max_iter=iters, history_size=20,
+def _continuous(model: S2KAN) -> list[torch.nn.Parameter]:
+    return [p for layer in model.layers for p in (layer.a, layer.b, layer.c, layer.d, layer.coef)]
+
+
+def _keep_if_better(model: S2KAN, objective: Objective, batch: Batch, run) -> None:
+    """Run ``run()``; restore the model if the loss went up, became non-finite or it failed."""
+    before = copy.deepcopy(model.state_dict())
+    start = float(_loss(model, objective, batch))
+    try:
+        run()
+        end = float(_loss(model, objective, batch))
+    except (RuntimeError, ValueError):  # e.g. a singular Euler–Lagrange Hessian
+        end = math.nan
+    if not math.isfinite(end) or (math.isfinite(start) and end > start):
+        model.load_state_dict(before)
+
+
+def refit(model: S2KAN, objective: Objective, batch: Batch, *, iters: int = 200,
+          cfg: S2KANTrainConfig | None = None) -> None:  # fmt: skip
+    """LBFGS (engine, ``iters`` iterations in steps of 20) on the objective, gates as they are;
+    symbolic terms that are masked keep their values. Undone if it makes the loss worse. For
+    regression, once the gates are hard and few parameters are open, a Levenberg–Marquardt
+    polish follows (:mod:`physkan.s2kan.levenberg`)."""
+    cfg = cfg or S2KANTrainConfig()
+
+    def run() -> None:
+        _fit(model, objective, batch, cfg, steps=max(1, iters // 20), optimizer="lbfgs", max_iter=20)
+
+    _keep_if_better(model, objective, batch, run)
+    if isinstance(objective, RegressionObjective):  # few open terms: walk narrow valleys by LM
+        levenberg_marquardt(model, batch["x"], batch["y"])
+
+
+def _local_refit(model: S2KAN, objective: Objective, batch: Batch, iters: int) -> None:
+    """A short in-process LBFGS refit (polish moves are many and small: no trainer per move)."""
+    opt = torch.optim.LBFGS(_continuous(model), lr=1.0, max_iter=iters, history_size=20,
                             line_search_fn="strong_wolfe", tolerance_grad=1e-12, tolerance_change=1e-15)  # fmt: skip
     model.eval()
 
     def closure() -> Tensor:
         opt.zero_grad()
-        loss = _mse(model, x, y)
+        loss = objective.loss(model, batch)
         if torch.isfinite(loss):
             loss.backward()
         return loss
 
-    before = copy.deepcopy(model.state_dict())
-    start = float(_mse(model, x, y).detach())
-    opt.step(closure)
-    end = float(_mse(model, x, y).detach())
-    if not math.isfinite(end) or end > start:
-        model.load_state_dict(before)
+    _keep_if_better(model, objective, batch, lambda: opt.step(closure))
 
 
-def _try(model: S2KAN, x: Tensor, y: Tensor, best: float, change, iters: int, sub: Tensor) -> float:
+def _try(model: S2KAN, objective: Objective, batch: Batch, best: float, change, iters: int,
+         sub: Tensor) -> float:  # fmt: skip
     """Apply ``change(model)``, refit on the rows ``sub``, keep it if the full-data
     description length drops."""
     saved = copy.deepcopy(model.state_dict())
     change(model)
-    refit(model, x[sub], y[sub], iters=iters)
-    dl = description_length(model, x, y).total_bits
+    _local_refit(model, objective, _rows(batch, sub), iters)
+    dl = description_length(model, objective, batch).total_bits
     if math.isfinite(dl) and dl < best - 1e-6:
         return dl
     model.load_state_dict(saved)
     return best
 
 
-def polish(model: S2KAN, x: Tensor, y: Tensor, cfg: S2KANTrainConfig) -> None:
+def polish(model: S2KAN, objective: Objective, batch: Batch, cfg: S2KANTrainConfig) -> None:
     """Greedy MDL moves after pruning: drop terms, swap splines for library functions."""
-    best = description_length(model, x, y).total_bits
-    sub = _subsample(x, cfg.polish_points)
+    best = description_length(model, objective, batch).total_bits
+    sub = _subsample(objective.grid_samples(batch), cfg.polish_points)
     terms = sorted(model.open_terms(), key=lambda t: t[3] != "spline")
     for lyr, i, j, name in terms:
         s = -1 if name == "spline" else model.layers[lyr].library.index(name)
@@ -245,19 +382,19 @@ def polish(model: S2KAN, x: Tensor, y: Tensor, cfg: S2KANTrainConfig) -> None:
         def close(m: S2KAN, lyr=lyr, i=i, j=j, s=s) -> None:
             m.layers[lyr].mask[i, j, s] = 0.0
 
-        best = _try(model, x, y, best, close, cfg.polish_iters, sub)
+        best = _try(model, objective, batch, best, close, cfg.polish_iters, sub)
     for lyr in range(model.depth):
         layer = model.layers[lyr]
         for i in range(layer.n_in):
             for j in range(layer.n_sub):
                 if bool(layer.mask[i, j].any()):
-                    best = _rewrite_edge(model, x, y, best, (lyr, i, j), cfg, sub)
+                    best = _rewrite_edge(model, objective, batch, best, (lyr, i, j), cfg, sub)
 
 
 def _rewrite_edge(
     model: S2KAN,
-    x: Tensor,
-    y: Tensor,
+    objective: Objective,
+    batch: Batch,
     best: float,
     edge: tuple[int, int, int],
     cfg: S2KANTrainConfig,
@@ -267,9 +404,9 @@ def _rewrite_edge(
     lyr, i, j = edge
     layer = model.layers[lyr]
     model.eval()
-    xin = model.layer_inputs(x)[lyr].detach()
-    idx = _subsample(xin, cfg.max_fit_points)
     with torch.no_grad():
+        xin = model.layer_inputs(objective.grid_samples(batch))[lyr].detach()
+        idx = _subsample(xin, cfg.max_fit_points)
         g = layer.edge_values(xin[idx])[:, i, j]
     lib = dict(zip(layer.library, layer.functions, strict=True))
     current = {int(s) for s in layer.mask[i, j].nonzero().flatten()}
@@ -287,33 +424,62 @@ def _rewrite_edge(
                 lay.d[i, j] = fit.d
 
         before = best
-        best = _try(model, x, y, best, rewrite, cfg.polish_iters, sub)
+        best = _try(model, objective, batch, best, rewrite, cfg.polish_iters, sub)
         if best < before:
             current = {s}
     return best
 
 
-def train_s2kan(model: S2KAN, x: Tensor, y: Tensor, cfg: S2KANTrainConfig | None = None) -> MDLParts:
-    """Run the whole schedule on ``x (N, n_in)``, ``y (N, n_out)``; returns the final MDL."""
+def train_s2kan(
+    model: S2KAN,
+    x: Tensor | Batch,
+    y: Tensor | None = None,
+    cfg: S2KANTrainConfig | None = None,
+    *,
+    objective: Objective | None = None,
+    teacher: Batch | None = None,
+) -> MDLParts:
+    """Run the whole schedule and return the final description length.
+
+    Regression: ``train_s2kan(model, x (N, n_in), y (N, n_out))``. Any other loss: pass the
+    objective's batch and the objective, e.g. ``train_s2kan(model, {"state": s, "qddot": a},
+    objective=LagrangianObjective(), teacher={"x": s, "y": T})``.
+    """
     cfg = cfg or S2KANTrainConfig()
+    if isinstance(x, Mapping):
+        batch: Batch = dict(x)
+        objective = objective or RegressionObjective()
+    else:
+        if y is None:
+            raise ValueError("train_s2kan: pass y with a tensor x, or a batch dict and an objective")
+        batch = {"x": x, "y": y}
+        objective = objective or RegressionObjective()
     torch.manual_seed(model.seed)
 
     def report(stage: str) -> None:
         if cfg.verbose:
-            dl = description_length(model, x, y)
-            print(f"[s2kan] {stage}: mse={dl.mse:.3g} DL={dl.total_bits:.1f} terms={model.open_terms()}")
+            dl = description_length(model, objective, batch)
+            print(f"[s2kan] {stage}: loss={dl.mse:.3g} DL={dl.total_bits:.1f} terms={model.open_terms()}")
 
-    warmup(model, x, y, cfg)
-    init_symbolic(model, x, cfg, eps=cfg.rank_eps)
+    rel = warmup(model, objective, batch, cfg, teacher)
+    if cfg.warmup_gate is not None and not rel < cfg.warmup_gate:
+        report(f"warm-up leaves relative error {rel:.1e}; stopping")
+        with torch.no_grad():  # the model is its warm-up splines
+            for layer in model.layers:
+                layer.mask[..., :-1] = 0.0
+                layer.hard.fill_(1.0)
+        model.eval()
+        return description_length(model, objective, batch)
+    init_symbolic(model, objective.grid_samples(batch), cfg, eps=cfg.rank_eps)
     report("init")
-    mdl_phase(model, x, y, cfg)
+    mdl_phase(model, objective, batch, cfg)
     report("mdl")
     prune(model)
-    refit(model, x, y, iters=cfg.refit_iters)
+    refit(model, objective, batch, iters=cfg.refit_iters, cfg=cfg)
     report("prune+refit")
     if cfg.polish:
-        polish(model, x, y, cfg)
-        refit(model, x, y, iters=cfg.refit_iters)
+        polish(model, objective, batch, cfg)
+        refit(model, objective, batch, iters=cfg.refit_iters, cfg=cfg)
         report("polish")
     model.eval()
-    return description_length(model, x, y)
+    return description_length(model, objective, batch)

@@ -73,11 +73,16 @@ def discover_conservation(spec: ProblemSpec, data: Dataset, say: Reporter) -> Di
     The dictionary is the ``[discover].library`` applied to every state variable plus all
     pairwise products (what a ``[d, [0, m], 1]`` MultKAN with symbolic edges can express).
     Independent quantities are taken greedily from the sparse (row-echelon) null-space basis
-    and verified symbolically.
+    and verified symbolically. With ``[model] kind = "s2kan"`` an S2KAN is trained on the
+    conservation loss instead (:mod:`physkan.strategies.s2kan_physics`).
     """
     from physkan.physics.invariants import null_space_quantities
     from physkan.physics.verify import conserved_quantities_check
 
+    if spec.model.kind == "s2kan":
+        from physkan.strategies.s2kan_physics import discover_conservation_s2kan
+
+        return discover_conservation_s2kan(spec, data, say)
     system = spec.system
     names = list(system.state)
     syms = [sympy.Symbol(n, real=True) for n in names]

@@ -29,6 +29,10 @@ def discover_lagrangian(spec: ProblemSpec, data: Dataset, say: Reporter) -> Disc
     from physkan.train import fit
     from physkan.train.objectives import LagrangianObjective, RegressionObjective
 
+    if spec.model.kind == "s2kan":
+        from physkan.strategies.s2kan_physics import discover_lagrangian_s2kan
+
+        return discover_lagrangian_s2kan(spec, data, say)
     n = len(spec.system.coordinates)
     state, qddot = data.x_train, data.extras["qddot_train"]
     el = {"state": state, "qddot": qddot}

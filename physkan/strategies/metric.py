@@ -35,6 +35,11 @@ def discover_metric(spec: ProblemSpec, data: Dataset, say: Reporter) -> Discover
     from physkan.train import fit
     from physkan.train.objectives import MetricObjective, RegressionObjective
 
+    if spec.model.kind != "kan":
+        from physkan.problems.errors import ProblemError
+
+        raise ProblemError(f"{spec.name}: model.kind: {spec.model.kind!r} is not supported for metric problems "
+                           "(use kind = \"kan\")", source=spec.name)  # fmt: skip
     mass = float(spec.system.mass)
     radius = data.inputs[0]
     r = data.x_train

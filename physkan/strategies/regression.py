@@ -39,6 +39,7 @@ from physkan.strategies.logsep import (
     sign_of,
 )
 from physkan.strategies.product import block_product_formula, product_formula
+from physkan.strategies.s2kan_fit import S2KANReport
 from physkan.symbolic.edges import AutoSymbolicReport, auto_symbolic
 from physkan.symbolic.equivalence import equivalent
 from physkan.symbolic.formula import model_formula
@@ -72,13 +73,14 @@ class _Trial:
     """A trained (and, if promising, symbolified) candidate."""
 
     label: str
-    model: MultKAN | None
+    model: torch.nn.Module | None
     formulas: list[sympy.Expr] = field(default_factory=list)
     numeric_edges: list[tuple[int, int, int]] = field(default_factory=list)
-    report: AutoSymbolicReport | None = None
+    report: AutoSymbolicReport | S2KANReport | None = None
     rel_error: float = float("inf")  # relative test RMSE of the formula (or of the network)
     model_test_rmse: float = float("inf")
     test_rmse: float = float("inf")
+    mdl: dict[str, float] = field(default_factory=dict)  # S2KAN description length parts (bits)
 
     @property
     def complete(self) -> bool:
@@ -150,6 +152,8 @@ def _run_candidate(cand: _Candidate, spec: ProblemSpec, data: Dataset, say: Repo
 
     if cand.product:
         return _run_product(cand, spec, data, say)
+    if spec.model.kind == "s2kan":
+        return _run_s2kan(cand, spec, data, say)
     tr = spec.train
     steps = max(5, tr.steps // 4)
     sign = sign_of(data.y_train) if cand.log_space else 0
@@ -239,6 +243,30 @@ def _run_candidate(cand: _Candidate, spec: ProblemSpec, data: Dataset, say: Repo
     return trial
 
 
+def _run_s2kan(cand: _Candidate, spec: ProblemSpec, data: Dataset, say: Reporter) -> _Trial:
+    """``[model] kind = "s2kan"``: the structure is fitted by an S2KAN whose MDL gates pick
+    each edge's terms (see :mod:`physkan.s2kan`); no separate symbolic stage."""
+    from physkan.strategies.s2kan_fit import fit_s2kan
+
+    width = cand.width or spec.model.width or [len(data.inputs), len(data.outputs)]
+    say(f"training S2KAN {cand.label}: {width}")
+    res = fit_s2kan(spec, data, width, log_space=cand.log_space, warmup_gate=SPLINE_GATE)
+    trial = _Trial(cand.label, res.model, formulas=res.formulas, numeric_edges=res.spline_edges,
+                   report=S2KANReport.of(res.model))  # fmt: skip
+    trial.model_test_rmse = trial.test_rmse = res.test_rmse
+    trial.mdl = res.description_length.as_dict()
+    if trial.complete:
+        trial.test_rmse = formula_rmse(trial.formulas, data.inputs, data.x_test, data.y_test)
+        if trial.test_rmse != trial.test_rmse:
+            trial.test_rmse = float("inf")
+        if cand.log_space:  # the law as a model in y-space, not the log-space network
+            trial.model = _compiled(spec, data, trial.formulas[0]) or res.model
+    trial.rel_error = _rel(trial.test_rmse, data.y_test)
+    say(f"S2KAN {cand.label}: {'closed form' if trial.complete else 'splines kept'}, "
+        f"relative test RMSE {trial.rel_error:.1e}, description length {res.description_length.total_bits:.0f} bits")  # fmt: skip
+    return trial
+
+
 def _better(a: _Trial, b: _Trial | None) -> bool:
     """Is ``a`` preferable to ``b``? Closed-form formulas first, then the smaller error."""
     if b is None:
@@ -266,6 +294,7 @@ def discover_regression(spec: ProblemSpec, data: Dataset, say: Reporter) -> Disc
         formula = model_formula(best.model, allow_numeric=True, snap=False)
         best.formulas, best.numeric_edges = formula.expressions, formula.numeric_edges
     metrics = {"model_test_rmse": best.model_test_rmse, "test_rmse": best.test_rmse}
+    metrics.update({f"mdl_{k}": v for k, v in best.mdl.items() if k != "n"})
     recovered, why = _check_regression(spec, best.formulas, data)
     return Discovery(
         problem=spec.name, type=spec.type, variables=data.inputs, outputs=data.outputs,

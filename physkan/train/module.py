@@ -26,6 +26,7 @@ work; the Trainer must be built with ``inference_mode=False`` (see ``make_traine
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Literal
 
 import pytorch_lightning as pl
@@ -113,6 +114,8 @@ class PhyskanModule(pl.LightningModule):
         tolerance_grad, tolerance_change: LBFGS stopping tolerances *within* a step (tiny by
             default, as pykan, so every step does its ``max_iter`` iterations).
         adam_betas, weight_decay: Adam options.
+        param_lr: Adam learning rates by parameter-name suffix (e.g. ``{"log_alpha": 5e-2}``
+            gives S2KAN gates their own rate); other parameters use ``lr``.
 
     Attributes:
         history: training loss per step (mean over ranks; for LBFGS the loss at the start
@@ -137,6 +140,7 @@ class PhyskanModule(pl.LightningModule):
         tolerance_change: float = 1e-32,
         adam_betas: tuple[float, float] = (0.9, 0.999),
         weight_decay: float = 0.0,
+        param_lr: Mapping[str, float] | None = None,
     ) -> None:
         super().__init__()
         optimizer = optimizer.lower()  # type: ignore[assignment]
@@ -168,6 +172,9 @@ class PhyskanModule(pl.LightningModule):
             tolerance_change=float(tolerance_change),
         )
         self.adam_options = dict(betas=tuple(adam_betas), weight_decay=float(weight_decay))
+        if param_lr and optimizer == "lbfgs":
+            raise ValueError("param_lr needs optimizer='adam' (LBFGS has one learning rate)")
+        self.param_lr = {str(k): float(v) for k, v in (param_lr or {}).items()}
         self.automatic_optimization = optimizer != "lbfgs"
         self.history: list[float] = []
 
@@ -261,7 +268,15 @@ class PhyskanModule(pl.LightningModule):
             raise ValueError(f"{type(self.model).__name__} has no trainable parameters")
         if self.optimizer_name == "lbfgs":
             return torch.optim.LBFGS(params, lr=self.lr, **self.lbfgs_options)
-        return torch.optim.Adam(params, lr=self.lr, **self.adam_options)
+        if not self.param_lr:
+            return torch.optim.Adam(params, lr=self.lr, **self.adam_options)
+        groups: dict[float, list[nn.Parameter]] = {}
+        for name, p in self.model.named_parameters():
+            if p.requires_grad:
+                rate = next((v for k, v in self.param_lr.items() if name.endswith(k)), self.lr)
+                groups.setdefault(rate, []).append(p)
+        return torch.optim.Adam([{"params": ps, "lr": r} for r, ps in groups.items()], lr=self.lr,
+                                **self.adam_options)  # fmt: skip
 
 
 def _batch_size(batch: Batch) -> int:
