@@ -115,6 +115,21 @@ def _exact(spec, formulas: list[sympy.Expr], data) -> bool:
 
 
 # ----------------------------------------------------------------------------- runners
+#: ``--networks-only``: leave the search's network-free product tests out (both methods).
+NETWORKS_ONLY = False
+
+
+def _drop_product_tests() -> None:
+    """Filter the product candidates out of the regression strategy's search (this process)."""
+    from physkan.strategies import regression
+
+    if getattr(regression, "_bench_networks_only", False):
+        return
+    candidates = regression._regression_candidates
+    regression._regression_candidates = lambda spec, data: [c for c in candidates(spec, data) if not c.product]
+    regression._bench_networks_only = True
+
+
 def _run(spec, method: str):
     """``(Discovery, Dataset)`` of one method: ``"s2kan"`` is the same discovery with
     ``[model] kind = "s2kan"`` (the structure search is shared; every network it trains is an
@@ -124,6 +139,8 @@ def _run(spec, method: str):
 
     if method == "s2kan":
         spec = spec.updated({"model.kind": "s2kan"})
+    if NETWORKS_ONLY:
+        _drop_product_tests()
     res = discover(spec)
     torch.manual_seed(spec.model.seed)
     return res, make_dataset(spec)
@@ -228,9 +245,13 @@ def main() -> None:
     ap.add_argument("--no-builtin", action="store_true", help="leave out the built-in problems")
     ap.add_argument("--timeout", type=int, default=180, help="seconds per problem and method")
     ap.add_argument("--jobs", type=int, default=1)
+    ap.add_argument("--networks-only", action="store_true",
+                    help="leave out the shared product tests, so only the networks find formulas")
     ap.add_argument("--json", default=None)
     ap.add_argument("--merge", nargs="*", default=None, help="JSON files to join (no runs)")
     args = ap.parse_args()
+    global NETWORKS_ONLY
+    NETWORKS_ONLY = args.networks_only
     if args.merge:
         rows = [r for path in args.merge for r in json.load(open(path))["rows"]]  # noqa: SIM115
     else:

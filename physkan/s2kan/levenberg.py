@@ -41,7 +41,8 @@ def levenberg_marquardt(model: S2KAN, x: Tensor, y: Tensor, *, iters: int = 40, 
     """Refit the open parameters of ``model`` (gates hard) to ``y (N, n_out)`` at ``x (N, n_in)``.
 
     Returns ``False`` (model unchanged) when there are more than :data:`MAX_PARAMS` open
-    parameters or a gate is not hard yet; the model is only ever changed to a lower MSE.
+    parameters, a gate is not hard yet or a function has no forward-mode derivative (custom
+    ``autograd.Function``); the model is only ever changed to a lower MSE.
     """
     if not all(bool(layer.hard) for layer in model.layers):
         return False
@@ -75,7 +76,10 @@ def levenberg_marquardt(model: S2KAN, x: Tensor, y: Tensor, *, iters: int = 40, 
     for _ in range(iters):
         if cost <= tol:
             break
-        J = jacfwd(residual)(vec)
+        try:
+            J = jacfwd(residual)(vec)
+        except RuntimeError:  # e.g. a plugin's autograd.Function without forward-mode support
+            break
         if not torch.isfinite(J).all():
             break
         JtJ, Jtr = J.T @ J, J.T @ r

@@ -47,3 +47,17 @@ def test_j0_derivatives_match_bessel_identities() -> None:
     assert torch.allclose(d1, -torch.special.bessel_j1(xd))
     j1_over_x = torch.where(xd == 0, torch.full_like(xd, 0.5), torch.special.bessel_j1(xd) / xd)
     assert torch.allclose(d2, -(torch.special.bessel_j0(xd) - j1_over_x))
+
+
+def test_s2kan_edge_uses_the_plugin_function() -> None:
+    """A plugin's function joins the S2KAN dictionary by name: on J0 data the edge keeps the
+    J0 term and closes its spline (without the entry, the core test keeps the spline)."""
+    from physkan.s2kan import s2kan_discover
+
+    x = torch.linspace(0.0, 8.0, 600, dtype=torch.float64)[:, None]
+    y = torch.special.bessel_j0(x)
+    res = s2kan_discover(x, y, x, y, ["x"], ["f"], width=[1, 1], grid=10, steps=150,
+                         library=["x", "x^2", "sin", "exp", "J0"])  # fmt: skip
+    assert res.spline_edges == []
+    assert res.formulas[0].has(sympy.besselj)
+    assert res.test_rmse < 1e-8
