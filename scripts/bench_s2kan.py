@@ -241,6 +241,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--limit", type=int, default=None, help="first N Feynman dev equations")
     ap.add_argument("--skip", type=int, default=0, help="leave out the first N (to split a run)")
+    ap.add_argument("--only", default=None, help="comma-separated problem names to run")
     ap.add_argument("--method", choices=["both", *METHODS], default="both")
     ap.add_argument("--no-builtin", action="store_true", help="leave out the built-in problems")
     ap.add_argument("--timeout", type=int, default=180, help="seconds per problem and method")
@@ -257,8 +258,9 @@ def main() -> None:
     else:
         os.environ.setdefault("OMP_NUM_THREADS", "1")
         methods = METHODS if args.method == "both" else (args.method,)
+        only = set(args.only.split(",")) if args.only else None
         tasks = [(m, g, n, s, args.timeout) for g, n, s in _specs(args.limit, not args.no_builtin, args.skip)
-                 for m in methods]  # fmt: skip
+                 if only is None or n in only for m in methods]  # fmt: skip
         rows = []
         ctx = mp.get_context("fork")
         with ctx.Pool(args.jobs, maxtasksperchild=1) as pool:

@@ -88,3 +88,27 @@ def test_mdl_phase_under_ddp_spawn() -> None:
     assert res.metrics["physkan/param_divergence"] == 0.0
     assert not torch.equal(model.layers[0].log_alpha, start)
     assert math.isfinite(res.final_loss)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_default_library_products_train_frozen_under_ddp_spawn() -> None:
+    """The default library (whose sympy builders are lambdas) pickles into the workers, and
+    edges frozen for a warm-up stay frozen there (a buffer, not a tensor hook)."""
+    from physkan.s2kan.train import _frozen, _products
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(200, 2, generator=gen, dtype=torch.float64) * 2 - 1
+    data = {"x": x, "y": x[:, :1] * x[:, 1:] + torch.sin(x[:, :1])}
+    model = S2KAN([2, [1, 1], 1]).double()
+    for layer in model.layers:  # spline-only, as in the warm-up
+        layer.mask[..., :-1] = 0.0
+        layer.hard.fill_(1.0)
+    coef = model.layers[0].coef.detach().clone()
+    with _frozen(model, _products(model)):
+        fit(model, RegressionObjective(), data, steps=5, optimizer="adam", lr=1e-2, accelerator="cpu",
+            devices=2, strategy="ddp_spawn")  # fmt: skip
+    after = model.layers[0].coef.detach()
+    assert torch.equal(after[:, 1:], coef[:, 1:])  # product subnodes 1, 2: untouched
+    assert not torch.equal(after[:, 0], coef[:, 0])  # the sum subnode trained
+    assert not bool(model.layers[0].frozen.any())

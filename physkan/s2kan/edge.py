@@ -81,6 +81,21 @@ class S2Layer(nn.Module):
             mask[..., s] = 0.0
         self.register_buffer("mask", mask)
         self.register_buffer("hard", torch.zeros(()))
+        # edges whose spline and offset get no gradient (warm-up schedules); a buffer, not a
+        # tensor hook, so it travels with the module into ddp_spawn workers
+        self.register_buffer("frozen", torch.zeros(n_in, n_sub), persistent=False)
+
+    # ------------------------------------------------------------------ pickling
+    def __getstate__(self) -> dict:
+        """Library functions travel by name (their sympy builders may be lambdas), so a
+        layer pickles, e.g. into ``ddp_spawn`` workers."""
+        state = self.__dict__.copy()
+        state.pop("functions", None)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.functions = list(resolve_library(self.library).values())
 
     # ------------------------------------------------------------------ structure
     @property
@@ -126,7 +141,10 @@ class S2Layer(nn.Module):
 
     def spline_values(self, x: Tensor) -> Tensor:
         """Ungated spline of every edge, ``(N, in) -> (N, in, n_sub)``."""
-        return torch.einsum("nib,ijb->nij", self.spline_basis(x), self.coef)
+        coef = self.coef
+        if bool(self.frozen.any()):
+            coef = torch.where(self.frozen[..., None] > 0, coef.detach(), coef)
+        return torch.einsum("nib,ijb->nij", self.spline_basis(x), coef)
 
     def live_functions(self) -> list[int]:
         """Indices of library functions with at least one unmasked term."""
@@ -151,7 +169,8 @@ class S2Layer(nn.Module):
         """
         z = self.gates()
         live = self.live_functions()
-        out = self.d.expand(x.shape[0], -1, -1)
+        d = torch.where(self.frozen > 0, self.d.detach(), self.d) if bool(self.frozen.any()) else self.d
+        out = d.expand(x.shape[0], -1, -1)
         if live:
             idx = torch.tensor(live, dtype=torch.long, device=x.device)
             out = out + (self.term_values(x, live) * z[..., idx]).sum(-1)

@@ -122,21 +122,18 @@ def _fit(model: S2KAN, objective: Objective, batch: Batch, cfg: S2KANTrainConfig
 
 @contextlib.contextmanager
 def _frozen(model: S2KAN, subnodes: dict[int, list[int]]):
-    """Zero the gradients of every edge into ``subnodes[layer]`` while the block runs."""
-    handles = []
-    for lyr, subs in subnodes.items():
-        if not subs:
-            continue
-        layer = model.layers[lyr]
-        keep = torch.ones(layer.n_in, layer.n_sub, 1, dtype=layer.coef.dtype, device=layer.coef.device)
-        keep[:, subs] = 0.0
-        handles.append(layer.coef.register_hook(lambda g, keep=keep: g * keep))
-        handles.append(layer.d.register_hook(lambda g, keep=keep: g * keep[..., 0]))
+    """Edges into ``subnodes[layer]`` get no gradient (spline and offset) while the block runs
+    (the layers' ``frozen`` buffers, which DDP workers see too)."""
+    with torch.no_grad():
+        for lyr, subs in subnodes.items():
+            if subs:
+                model.layers[lyr].frozen[:, subs] = 1.0
     try:
         yield
     finally:
-        for h in handles:
-            h.remove()
+        with torch.no_grad():
+            for layer in model.layers:
+                layer.frozen.zero_()
 
 
 def _products(model: S2KAN) -> dict[int, list[int]]:
