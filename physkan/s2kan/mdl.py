@@ -47,6 +47,11 @@ class MDLParts:
         out["total_bits"] = self.total_bits
         return out
 
+    def metrics(self) -> dict[str, float]:
+        """The parts as discovery metrics: ``mdl_data_bits``, ``mdl_model_bits``, ``mdl_mse``,
+        ``mdl_total_bits``."""
+        return {f"mdl_{k}": float(v) for k, v in self.as_dict().items() if k != "n"}
+
 
 def precision_floor(y: Tensor, resolution: float) -> float:
     """``(resolution · std(y))²`` (at least ``resolution²`` for constant ``y``)."""

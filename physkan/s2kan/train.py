@@ -103,6 +103,12 @@ def _loss(model: S2KAN, objective: Objective, batch: Batch) -> Tensor:
         model.train(was)
 
 
+def _relative_error(model: S2KAN, objective: Objective, batch: Batch) -> float:
+    """``sqrt(loss / var(target))`` with the current gates (``inf`` when not finite)."""
+    rel = math.sqrt(max(float(_loss(model, objective, batch)), 0.0) / objective_floor(batch, 1.0))
+    return rel if math.isfinite(rel) else math.inf
+
+
 def description_length(model: S2KAN, objective: Objective, batch: Batch) -> MDLParts:
     """Total description length (evaluation gates) of ``model`` on ``batch``."""
     n = _n(batch)
@@ -164,7 +170,7 @@ def _flat_warmup(model: S2KAN, objective: Objective, batch: Batch, cfg: S2KANTra
                  optimizer="adam", lr=cfg.warmup_lr)  # fmt: skip
     with _frozen(model, frozen):
         refit(model, objective, batch, iters=cfg.refit_iters // 2, cfg=cfg)
-    rel = math.sqrt(max(float(_loss(model, objective, batch)), 0.0) / objective_floor(batch, 1.0))
+    rel = _relative_error(model, objective, batch)
     if cfg.verbose:
         print(f"[s2kan] flat warm-up: relative error {rel:.2e}")
     if rel < FLAT_GATE:
@@ -203,11 +209,11 @@ def warmup(model: S2KAN, objective: Objective, batch: Batch, cfg: S2KANTrainConf
             _fit(model, objective, batch, cfg, steps=steps, grid_update_every=every,
                  grid_update_until=every * cfg.grid_updates, **opt)  # fmt: skip
         refit(model, objective, batch, iters=cfg.refit_iters // 2, cfg=cfg)
-    rel = math.sqrt(max(float(_loss(model, objective, batch)), 0.0) / objective_floor(batch, 1.0))
+    rel = _relative_error(model, objective, batch)
     for layer, (mask, hard) in zip(model.layers, saved, strict=True):
         layer.mask.copy_(mask)
         layer.hard.copy_(hard)
-    return rel if math.isfinite(rel) else math.inf
+    return rel
 
 
 def _subsample(x: Tensor, n: int) -> Tensor:

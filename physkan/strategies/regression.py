@@ -80,7 +80,7 @@ class _Trial:
     rel_error: float = float("inf")  # relative test RMSE of the formula (or of the network)
     model_test_rmse: float = float("inf")
     test_rmse: float = float("inf")
-    mdl: dict[str, float] = field(default_factory=dict)  # S2KAN description length parts (bits)
+    mdl: dict[str, float] = field(default_factory=dict)  # S2KAN description length metrics (bits)
 
     @property
     def complete(self) -> bool:
@@ -111,6 +111,12 @@ def _train_rmse(model: MultKAN, x: Tensor, y: Tensor) -> float:
 
 def _rel(err: float, y: Tensor) -> float:
     return err / (float(y.std()) or 1.0)
+
+
+def _formula_test_rmse(formulas: list[sympy.Expr], data: Dataset) -> float:
+    """Test RMSE of closed-form formulas; ``inf`` when one leaves its domain (NaN)."""
+    err = formula_rmse(formulas, data.inputs, data.x_test, data.y_test)
+    return float("inf") if err != err else err
 
 
 def _compiled(spec: ProblemSpec, data: Dataset, expr: sympy.Expr) -> MultKAN | None:
@@ -236,9 +242,7 @@ def _run_candidate(cand: _Candidate, spec: ProblemSpec, data: Dataset, say: Repo
             trial.model_test_rmse = float(((model(data.x_test) - data.y_test) ** 2).mean().sqrt())
         trial.test_rmse = trial.model_test_rmse
     if trial.complete:
-        trial.test_rmse = formula_rmse(trial.formulas, data.inputs, data.x_test, data.y_test)
-        if trial.test_rmse != trial.test_rmse:  # NaN: the formula leaves its domain
-            trial.test_rmse = float("inf")
+        trial.test_rmse = _formula_test_rmse(trial.formulas, data)
     trial.rel_error = _rel(trial.test_rmse, data.y_test)
     return trial
 
@@ -254,11 +258,9 @@ def _run_s2kan(cand: _Candidate, spec: ProblemSpec, data: Dataset, say: Reporter
     trial = _Trial(cand.label, res.model, formulas=res.formulas, numeric_edges=res.spline_edges,
                    report=S2KANReport.of(res.model))  # fmt: skip
     trial.model_test_rmse = trial.test_rmse = res.test_rmse
-    trial.mdl = res.description_length.as_dict()
+    trial.mdl = res.description_length.metrics()
     if trial.complete:
-        trial.test_rmse = formula_rmse(trial.formulas, data.inputs, data.x_test, data.y_test)
-        if trial.test_rmse != trial.test_rmse:
-            trial.test_rmse = float("inf")
+        trial.test_rmse = _formula_test_rmse(trial.formulas, data)
         if cand.log_space:  # the law as a model in y-space, not the log-space network
             trial.model = _compiled(spec, data, trial.formulas[0]) or res.model
     trial.rel_error = _rel(trial.test_rmse, data.y_test)
@@ -294,7 +296,7 @@ def discover_regression(spec: ProblemSpec, data: Dataset, say: Reporter) -> Disc
         formula = model_formula(best.model, allow_numeric=True, snap=False)
         best.formulas, best.numeric_edges = formula.expressions, formula.numeric_edges
     metrics = {"model_test_rmse": best.model_test_rmse, "test_rmse": best.test_rmse}
-    metrics.update({f"mdl_{k}": v for k, v in best.mdl.items() if k != "n"})
+    metrics.update(best.mdl)
     recovered, why = _check_regression(spec, best.formulas, data)
     return Discovery(
         problem=spec.name, type=spec.type, variables=data.inputs, outputs=data.outputs,

@@ -28,7 +28,7 @@ LAGRANGIAN_GATE = 1e-3
 
 def _metrics(model: S2KAN, dl, extra: dict[str, float]) -> dict[str, float]:
     out = dict(extra)
-    out.update({f"mdl_{k}": v for k, v in dl.as_dict().items() if k != "n"})
+    out.update(dl.metrics())
     out["n_spline_edges"] = float(len(model.spline_edges()))
     return out
 
