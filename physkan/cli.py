@@ -7,12 +7,10 @@ stderr and exit with code 2, never a traceback.
 from __future__ import annotations
 
 import json
-import sys
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -58,7 +56,7 @@ def user_errors():
     except click.ClickException:
         raise
     except _user_errors() as exc:
-        raise UserError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
+        raise UserError(" ".join(str(exc).split()) or type(exc).__name__) from None
 
 
 def _progress(enabled: bool) -> tuple[Callable[[str], None], Callable[[], None]]:
@@ -102,6 +100,8 @@ def discover(problem: str, as_json: bool, seed: int | None, steps: int | None, o
     report, stop = _progress(not as_json)
     try:
         with user_errors():
+            if out is not None:  # before training, so a bad --out costs nothing
+                _make_dir(out)
             result = run_discover(problem, seed=seed, steps=steps, report=report)
             if out is not None:
                 _write_outputs(result, out)
@@ -114,6 +114,14 @@ def discover(problem: str, as_json: bool, seed: int | None, steps: int | None, o
         click.echo(json.dumps(result.to_json(), default=str))
         return
     _print_discovery(result)
+
+
+def _make_dir(out: Path) -> None:
+    """Create the ``--out`` directory or fail with one line naming it."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"--out {out}: cannot create the directory ({exc.strerror or exc})") from None
 
 
 def _write_outputs(result, out: Path) -> None:
@@ -194,76 +202,23 @@ def problems(as_json: bool) -> None:
     Console().print(table)
 
 
-@cli.command()
-@click.option("--problem", "-p", required=True, help="Built-in problem name or path to a problem TOML.")
-@click.option("--devices", type=int, default=1, show_default=True)
-@click.option("--accelerator", type=click.Choice(["cpu", "gpu", "auto"]), default="cpu", show_default=True)
-@click.option("--strategy", type=click.Choice(["auto", "ddp", "ddp_spawn"]), default="auto", show_default=True)
-@click.option("--max-steps", type=click.IntRange(min=1), default=None, help="Override [train].steps.")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None)
-def train(problem: str, devices: int, accelerator: str, strategy: str, max_steps: int | None,
-          out: Path | None) -> None:  # fmt: skip
-    """Train the problem's network (no symbolic stage) on the Lightning engine."""
-    from physkan.problems import load_problem, make_dataset
-    from physkan.strategies.common import build_model
-    from physkan.train import fit
-    from physkan.train.objectives import make_objective
+class _LazyCommand(click.Command):
+    """A command imported only when it runs (``physkan --help`` shows ``short_help``), so
+    heavy modules (Lightning for ``train``) stay out of every other command's start-up."""
 
-    with user_errors():
-        spec = load_problem(problem)
-        data = make_dataset(spec)
-        batch = _training_batch(spec.type, data)
-        outputs = ["L"] if spec.type == "lagrangian" else data.outputs
-        if spec.model.kind == "s2kan":
-            model = _train_s2kan(spec, data, batch, outputs, max_steps,
-                                 {"accelerator": accelerator, "devices": devices, "strategy": strategy})  # fmt: skip
-        else:
-            model = build_model(spec, data.inputs, outputs)
-            result = fit(model, make_objective(spec.type), batch, steps=max_steps or spec.train.steps,
-                         optimizer=spec.train.optimizer, lr=spec.train.lr, lamb=spec.train.lamb,
-                         accelerator=accelerator, devices=devices, strategy=strategy,
-                         progress=sys.stderr.isatty())  # fmt: skip
-            click.echo(f"final loss {result.final_loss:.3e} after {len(result.history)} steps "
-                       f"({result.seconds:.1f} s)")  # fmt: skip
-    if out is not None:
-        from physkan.io import save_model
+    def __init__(self, name: str, target: str, short_help: str) -> None:
+        super().__init__(name, short_help=short_help, help=short_help, add_help_option=False)
+        self.target = target
 
-        click.echo(f"saved {save_model(model, Path(out) / 'model.h5')}")
+    def load(self) -> click.Command:
+        """The real command, ``module:attribute`` of :attr:`target`."""
+        import importlib
 
+        module, attr = self.target.split(":")
+        return getattr(importlib.import_module(module), attr)
 
-def _train_s2kan(spec, data, batch: dict[str, Any], outputs: list[str], max_steps: int | None,
-                 fit_options: dict[str, Any]):  # fmt: skip
-    """``[model] kind = "s2kan"``: the whole S2KAN schedule on the problem's loss (every phase
-    on the engine with the given devices); prints the description length and open terms."""
-    from physkan.s2kan import train_s2kan
-    from physkan.strategies.s2kan_fit import kinetic_teacher, s2kan_config, s2kan_model
-    from physkan.train.objectives import make_objective
-
-    if spec.type == "conservation":
-        outputs = [f"H{i + 1}" for i in range(spec.system.n_quantities)]
-    sizes = spec.model.layer_sizes()
-    fits = sizes is not None and sizes[0] == len(data.inputs) and sizes[-1] == len(outputs)
-    width = spec.model.width if fits else [len(data.inputs), len(outputs)]  # else additive
-    model = s2kan_model(spec, width, data.inputs, outputs)
-    cfg = s2kan_config(spec) if max_steps is None else s2kan_config(spec, steps=max_steps)
-    cfg.fit_options = fit_options
-    teacher = kinetic_teacher(batch["state"]) if spec.type == "lagrangian" else None
-    dl = train_s2kan(model, batch, objective=make_objective(spec.type), teacher=teacher, cfg=cfg)
-    click.echo(f"S2KAN {model.width_spec}: loss {dl.mse:.3e}, description length {dl.total_bits:.1f} bits "
-               f"(data {dl.data_bits:.1f} + model {dl.model_bits:.1f})")  # fmt: skip
-    for lyr, i, j, name in model.open_terms():
-        click.echo(f"  edge ({lyr},{i},{j}): {name}")
-    return model
-
-
-def _training_batch(problem_type: str, data) -> dict[str, Any]:
-    if problem_type == "lagrangian":
-        return {"state": data.x_train, "qddot": data.extras["qddot_train"]}
-    if problem_type == "conservation":
-        return {"z": data.x_train, "f": data.extras["f_train"]}
-    if problem_type == "metric":
-        return {"r": data.x_train}
-    return {"x": data.x_train, "y": data.y_train}
+    def make_context(self, info_name, args, parent=None, **extra):  # noqa: D102 - click API
+        return self.load().make_context(info_name, args, parent=parent, **extra)
 
 
 def _attach_optional_commands() -> None:
@@ -271,6 +226,8 @@ def _attach_optional_commands() -> None:
     from physkan.interpret.cli import plot_command
     from physkan.zoo.cli import zoo_group
 
+    cli.add_command(_LazyCommand("train", "physkan.train.cli:train_command",
+                                 "Train the problem's network (no symbolic stage) on the Lightning engine."))  # fmt: skip
     cli.add_command(plot_command, "plot")
     cli.add_command(zoo_group, "zoo")
     try:

@@ -25,6 +25,7 @@ from torch import nn
 
 __all__ = [
     "MODEL_KINDS",
+    "ModelFileError",
     "load_model",
     "model_from_payload",
     "model_to_payload",
@@ -36,6 +37,19 @@ FORMAT = "physkan-model"
 FORMAT_VERSION = 1
 
 MODEL_KINDS: dict[str, Callable[[dict[str, Any]], nn.Module]] = {}
+
+#: what rebuilding a module from a malformed config or state may raise.
+_REBUILD_ERRORS = (
+    TypeError, KeyError, ValueError, IndexError, AttributeError, RuntimeError, OverflowError,
+    MemoryError,
+)  # fmt: skip
+
+
+class ModelFileError(ValueError):
+    """A model file or payload that cannot be loaded; ``str(err)`` is one line."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(" ".join(str(message).split()))
 
 
 def register_model_kind(kind: str, factory: Callable[[dict[str, Any]], nn.Module]) -> None:
@@ -67,20 +81,57 @@ def model_to_payload(model: nn.Module) -> tuple[dict[str, Any], dict[str, np.nda
 
 
 def model_from_payload(config: Mapping[str, Any], state: Mapping[str, Any]) -> nn.Module:
-    """Rebuild a model from :func:`model_to_payload`'s output (tensors bitwise equal)."""
+    """Rebuild a model from :func:`model_to_payload`'s output (tensors bitwise equal).
+
+    Raises:
+        ModelFileError: (a ``ValueError``) for a config that is not a JSON object, an
+            unknown kind, a config the model class rejects, a tensor that is not a numeric
+            array, or tensors that do not fit the model (the full mismatch, on one line).
+    """
     _default_kinds()
+    if not isinstance(config, Mapping):
+        raise ModelFileError(
+            f"config: expected a JSON object with a 'kind', got a {type(config).__name__}"
+        )
     kind = config.get("kind")
-    if kind not in MODEL_KINDS:
-        raise ValueError(
+    if not isinstance(kind, str) or kind not in MODEL_KINDS:
+        raise ModelFileError(
             f"config.kind: unknown model kind {kind!r}; known: {', '.join(sorted(MODEL_KINDS))}"
         )
-    model = MODEL_KINDS[kind](dict(config))
-    tensors = {k: torch.as_tensor(np.asarray(v)) for k, v in state.items()}
+    tensors = {name: _tensor(name, value) for name, value in state.items()}
+    try:
+        model = MODEL_KINDS[kind](dict(config))
+    except _REBUILD_ERRORS as exc:
+        raise ModelFileError(f"config: cannot rebuild a {kind!r} model: {_describe(exc)}") from None
     dtype = next(iter(tensors.values())).dtype if tensors else torch.float32
-    if dtype.is_floating_point:
-        model = model.to(dtype)
-    model.load_state_dict(tensors, strict=True)
+    try:
+        if dtype.is_floating_point:
+            model = model.to(dtype)
+        model.load_state_dict(tensors, strict=True)
+    except _REBUILD_ERRORS as exc:
+        raise ModelFileError(f"state: does not fit the config: {_describe(exc)}") from None
     return model
+
+
+def _describe(exc: BaseException) -> str:
+    """The exception's full message on one line (tabs and newlines become spaces)."""
+    text = " ".join(str(exc).split())
+    if isinstance(exc, KeyError):
+        text = f"missing key {text}"
+    return text or type(exc).__name__
+
+
+def _tensor(name: str, value: Any) -> torch.Tensor:
+    """A stored array as a tensor; strings, objects and complex numbers are refused."""
+    try:
+        array = np.asarray(value)
+    except (TypeError, ValueError) as exc:
+        raise ModelFileError(f"state.{name}: not an array ({_describe(exc)})") from None
+    if array.dtype.kind not in "biuf":
+        raise ModelFileError(
+            f"state.{name}: expected a numeric array, got {array.dtype} data"
+        )
+    return torch.as_tensor(array)
 
 
 def save_model(model: nn.Module, path: str | os.PathLike[str]) -> Path:
@@ -116,7 +167,9 @@ def load_model(path: str | os.PathLike[str]) -> nn.Module:
     """Load a model written by :func:`save_model`.
 
     Raises:
-        ValueError: if the file is not a physkan model file or has a newer format version.
+        ModelFileError: (a ``ValueError``, one line) if the file is not a physkan model
+            file, has a newer format version, or holds a config/tensors that do not make
+            a model.
     """
     import h5py
 
@@ -124,16 +177,48 @@ def load_model(path: str | os.PathLike[str]) -> nn.Module:
     try:
         fh = h5py.File(path, "r")
     except OSError as exc:
-        raise ValueError(f"{path}: not a readable HDF5 model file ({exc})") from None
-    with fh:
-        if fh.attrs.get("format") != FORMAT:
-            raise ValueError(f"{path}: not a physkan model file")
-        version = int(fh.attrs.get("format_version", -1))
-        if version > FORMAT_VERSION:
-            raise ValueError(
-                f"{path}: format version {version} is newer than this physkan supports "
-                f"({FORMAT_VERSION}); upgrade physkan"
-            )
-        config = json.loads(fh["config"][()])
-        state = {name.replace("|", "/"): ds[()] for name, ds in fh["state"].items()}
-    return model_from_payload(config, state)
+        raise ModelFileError(f"{path}: not a readable HDF5 model file ({exc})") from None
+    try:
+        with fh:
+            if fh.attrs.get("format") != FORMAT:
+                raise ModelFileError(f"{path}: not a physkan model file")
+            try:
+                version = int(fh.attrs.get("format_version", -1))
+            except (TypeError, ValueError):
+                raise ModelFileError(f"{path}: format_version is not an integer") from None
+            if version > FORMAT_VERSION:
+                raise ModelFileError(
+                    f"{path}: format version {version} is newer than this physkan supports "
+                    f"({FORMAT_VERSION}); upgrade physkan"
+                )
+            config = _read_config(fh, path)
+            if not isinstance(fh.get("state"), h5py.Group):
+                raise ModelFileError(f"{path}: no /state group of tensors")
+            state = {}
+            for name, ds in fh["state"].items():
+                if not isinstance(ds, h5py.Dataset):
+                    raise ModelFileError(f"{path}: state.{name} is a group, not a tensor")
+                state[name.replace("|", "/")] = ds[()]
+    except ModelFileError:
+        raise
+    except (OSError, KeyError, TypeError, ValueError) as exc:  # corrupt HDF5 internals
+        raise ModelFileError(f"{path}: cannot read the model file ({_describe(exc)})") from None
+    try:
+        return model_from_payload(config, state)
+    except ModelFileError as exc:
+        raise ModelFileError(f"{path}: {exc}") from None
+
+
+def _read_config(fh: Any, path: Path) -> Any:
+    """The ``/config`` JSON of an open model file."""
+    if "config" not in fh:
+        raise ModelFileError(f"{path}: no /config in the file")
+    raw = fh["config"][()]
+    if isinstance(raw, bytes):
+        raw = raw.decode("utf-8", errors="replace")
+    if not isinstance(raw, str):
+        raise ModelFileError(f"{path}: config: expected a JSON string, got {type(raw).__name__}")
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ModelFileError(f"{path}: config: not valid JSON ({exc})") from None

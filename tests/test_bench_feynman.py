@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from physkan.bench.cli import bench_group
@@ -23,6 +24,7 @@ def _write(tmp_path: Path, text: str = CSV) -> Path:
     return path
 
 
+@pytest.mark.recovery
 def test_bench_runs_rows_and_reports_rate(tmp_path: Path) -> None:
     summary = run_feynman_bench(_write(tmp_path), steps=20, n_train=200, n_test=200)
     assert [r.name for r in summary.rows] == ["I.12.1", "II.8.31"]
@@ -34,6 +36,7 @@ def test_bench_runs_rows_and_reports_rate(tmp_path: Path) -> None:
     assert summary.rate == 1.0
 
 
+@pytest.mark.recovery
 def test_bench_failing_row_is_reported_and_run_continues(tmp_path: Path) -> None:
     bad = "bad.1,f,sqrt(x) + y,x:-2:-1 y:1:2\n"  # sqrt of negatives: no usable data
     summary = run_feynman_bench(_write(tmp_path, CSV.replace("I.12.1,", bad + "I.12.1,", 1)),
@@ -45,6 +48,7 @@ def test_bench_failing_row_is_reported_and_run_continues(tmp_path: Path) -> None
     assert abs(summary.rate - 2 / 3) < 1e-12
 
 
+@pytest.mark.recovery
 def test_bench_cli_limit_and_json(tmp_path: Path) -> None:
     out = tmp_path / "res.json"
     result = CliRunner().invoke(bench_group, ["feynman", "--csv", str(_write(tmp_path)), "--limit", "1",

@@ -27,6 +27,7 @@ def run_discover_process(problem: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.recovery
 def test_discover_pendulum_json_recovers_lagrangian(tmp_path: Path) -> None:
     result = run_cli("discover", "--problem", "pendulum", "--json", "--zoo", str(tmp_path / "zoo"))
     assert result.exit_code == 0, result.output
@@ -38,6 +39,7 @@ def test_discover_pendulum_json_recovers_lagrangian(tmp_path: Path) -> None:
     assert payload["zoo_id"].startswith("pendulum-lagrangian:")
 
 
+@pytest.mark.recovery
 def test_discover_tutorial_recovers_exact_formula(tmp_path: Path) -> None:
     from physkan.symbolic import equivalent
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 import sympy
 
 from physkan.discover import discover
+
+pytestmark = pytest.mark.recovery
 
 
 def test_oscillator_2d_three_independent_exact_quantities() -> None:

@@ -65,6 +65,7 @@ def test_discover_erf_example() -> None:
     assert out["metrics"]["test_rmse"] < 0.1
 
 
+@pytest.mark.recovery
 def test_discover_kepler_orbit() -> None:
     pytest.importorskip("physkan_kepler")
     out = _run(["discover", "--no-register", "--json", "--steps", "1", "--problem", "kepler-orbit"])

@@ -44,3 +44,43 @@ def test_undocumented_hook_fails(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(hookspecs, "physkan_basis_families", physkan_basis_families)
     with pytest.raises(gen.UndocumentedError):
         gen.render_reference()
+
+
+def _guide() -> str:
+    return (ROOT / "docs" / "plugins.md").read_text(encoding="utf-8")
+
+
+def test_pyproject_template_ships_problem_files() -> None:
+    import tomllib
+
+    text = _guide()
+    block = text.split("`pyproject.toml`:", 1)[1].split("```toml", 1)[1].split("```", 1)[0]
+    template = tomllib.loads(block)
+    assert template["project"]["entry-points"]["physkan"] == {"myplugin": "physkan_myplugin.plugin"}
+    package_data = template["tool"]["setuptools"]["package-data"]["physkan_myplugin"]
+    assert "problems/*.toml" in package_data
+    assert template["tool"]["setuptools"]["packages"] == ["physkan_myplugin"]
+    assert "problems/" in text.split("## 1. Layout", 1)[1].split("`pyproject.toml`:", 1)[0]
+    # the example plugin with named problems follows the template
+    with (ROOT / "plugins" / "physkan-kepler" / "pyproject.toml").open("rb") as fh:
+        kepler = tomllib.load(fh)
+    assert "problems/*.toml" in kepler["tool"]["setuptools"]["package-data"]["physkan_kepler"]
+
+
+def test_guide_documents_what_plugin_authors_need() -> None:
+    import dataclasses
+
+    from physkan.kan.basis import PointGridBasis
+    from physkan.problems import SystemBase
+    from physkan.symbolic.library import SymbolicFunction
+
+    text = _guide()
+    assert "PointGridBasis" in text and PointGridBasis.__name__ == "PointGridBasis"
+    for field in dataclasses.fields(SymbolicFunction):
+        assert f"| `{field.name}` |" in text, f"SymbolicFunction.{field.name} is undocumented"
+    overridable = [n for n, v in vars(SystemBase).items()
+                   if callable(v) and not n.startswith("_")] + ["truth_field"]  # fmt: skip
+    for name in overridable:
+        assert f"`{name}" in text, f"SystemBase.{name} is undocumented"
+    assert "numpy already" in text and "**refused**" in text
+    assert "### Public helpers" in text and "`__all__`" in text

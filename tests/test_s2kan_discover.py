@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import torch
 from click.testing import CliRunner
 
@@ -21,6 +22,7 @@ DATA = Path(__file__).parent / "data"
 MDL_KEYS = {"mdl_data_bits", "mdl_model_bits", "mdl_total_bits"}
 
 
+@pytest.mark.recovery
 def test_lagrangian_s2kan_recovers_pendulum() -> None:
     spec = load_problem("pendulum").updated({"model.kind": "s2kan"})
     res = discover(spec)
@@ -33,6 +35,7 @@ def test_lagrangian_s2kan_recovers_pendulum() -> None:
     assert res.metrics["rollout_traj_rmse"] < 1e-6
 
 
+@pytest.mark.recovery
 def test_regression_s2kan_recovers_tutorial() -> None:
     spec = load_problem("tutorial").updated({"model.kind": "s2kan"})
     res = discover(spec)
@@ -42,6 +45,7 @@ def test_regression_s2kan_recovers_tutorial() -> None:
     assert "S2KAN gate open" in res.symbolic_report
 
 
+@pytest.mark.recovery
 def test_conservation_s2kan_problem_file_cli(tmp_path: Path) -> None:
     """A user's TOML with ``kind = "s2kan"`` runs unchanged through ``physkan discover --json``."""
     out = tmp_path / "out"

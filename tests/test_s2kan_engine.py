@@ -40,6 +40,7 @@ def test_ramp_and_floor() -> None:
     assert objective_floor({"z": y, "f": y}, 1e-3) == 1e-6  # conservation loss is already relative
 
 
+@pytest.mark.recovery
 def test_mdl_phase_on_engine_closes_useless_gates() -> None:
     """The ramped model cost, trained through ``physkan.train.fit``, closes terms the data do
     not need while the one that fits (sin) stays open."""

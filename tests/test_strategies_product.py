@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from physkan.strategies.logsep import sign_of
 from physkan.strategies.product import block_product_formula, product_formula
 from physkan.symbolic import equivalent
+
+pytestmark = pytest.mark.recovery
 
 
 def _data(fn, lows, highs, n=400, seed=0):

@@ -11,6 +11,8 @@ from physkan.problems import load_problem, make_dataset
 from physkan.symbolic import equivalent, model_formula
 from physkan.zoo import load_entry
 
+pytestmark = pytest.mark.recovery
+
 ZOO = Path(__file__).resolve().parents[1] / "zoo"
 
 

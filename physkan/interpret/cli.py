@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import click
@@ -24,7 +25,8 @@ class PlotError(click.ClickException):
               help="Number of points sampled uniformly in the model's grid range.")
 @click.option("--beta", type=float, default=3.0, show_default=True,
               help="Transparency sharpness: alpha = tanh(beta * attribution score).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Sampling seed.")
+@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True,
+              help="Sampling seed.")
 def plot_command(model_path: Path, output: Path | None, n_points: int, beta: float,
                  seed: int) -> None:
     """Draw the KAN in MODEL.h5 with its activation curves and attribution scores."""
@@ -36,11 +38,17 @@ def plot_command(model_path: Path, output: Path | None, n_points: int, beta: flo
         raise PlotError(f"{model_path}: no such file")
     try:
         model = load_model(model_path)
-    except (ValueError, KeyError, OSError, RuntimeError) as exc:
-        raise PlotError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
+    except (ValueError, OSError) as exc:  # ModelFileError: one line, the full message
+        raise PlotError(" ".join(str(exc).split()) or type(exc).__name__) from None
     if not isinstance(model, MultKAN):
         raise PlotError(f"{model_path}: holds a {type(model).__name__}, not a KAN")
-    lo, hi = model.grid_range
+    state = model.state_dict().items()
+    bad = [n for n, t in state if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+    if bad:
+        raise PlotError(f"{model_path}: tensor {bad[0]} has NaN or infinite values; cannot plot")
+    lo, hi = (float(v) for v in model.grid_range)
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+        raise PlotError(f"{model_path}: grid_range [{lo}, {hi}] is not a finite interval")
     gen = torch.Generator().manual_seed(seed)
     dtype = model.layers[0].coef.dtype
     x = lo + (hi - lo) * torch.rand(n_points, model.width[0][0], generator=gen, dtype=dtype)

@@ -16,7 +16,8 @@ __all__ = ["attach_plugin_commands", "plugins_command"]
 @click.command("plugins")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
 def plugins_command(as_json: bool) -> None:
-    """List plugins with version and contributions; failed ones with the reason."""
+    """List plugins with version and accepted contributions (commands included), refused
+    contributions with the reason, and failed plugins with their error."""
     from .manager import get_plugin_manager
 
     manager = get_plugin_manager()
@@ -30,7 +31,9 @@ def plugins_command(as_json: bool) -> None:
         if info.error:
             click.echo(f"  error: {info.error}")
         for kind, names in info.contributions.items():
-            click.echo(f"  {kind}: {', '.join(names) if names else '(yes)'}")
+            click.echo(f"  {kind}: {', '.join(names)}")
+        for item in info.refused:
+            click.echo(f"  refused {item['kind']} {item['name']!r}: {item['reason']}")
         for warning in info.warnings:
             click.echo(f"  warning: {warning}")
 
@@ -42,5 +45,7 @@ def attach_plugin_commands(cli: click.Group) -> None:
         from .manager import get_plugin_manager
 
         get_plugin_manager().register_commands(cli)
-    except Exception as exc:  # noqa: BLE001 - the host CLI must keep working
-        click.echo(f"warning: plugin commands not loaded: {exc}", err=True)
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # noqa: BLE001 - the host CLI must keep working
+        click.echo(f"warning: plugin commands not loaded: {type(exc).__name__}: {exc}", err=True)

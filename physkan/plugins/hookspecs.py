@@ -49,10 +49,17 @@ class SymbolicLibraryRecord:
 
     Attributes:
         functions: the :class:`~physkan.symbolic.library.SymbolicFunction` entries.
-        parse_names: names usable in problem-file formulas (``"erf"`` -> ``sympy.erf``).
+        parse_names: names usable in problem-file formulas (``"erf"`` -> ``sympy.erf``);
+            a name physkan already maps to something else is refused.
         numpy_functions: numpy implementations of sympy functions that numpy lambdify does
-            not know, keyed by the printed sympy name (``"erf"``, ``"besselj"``).
-        torch_functions: the same for the torch evaluator of found formulas.
+            not know, keyed by the printed sympy name (``"erf"``, ``"besselj"``). A key
+            that numpy itself has (``"sinc"``, ``"sin"`` ...) is refused: sympy prints its
+            own functions with numpy's names (``sinc(x)`` as numpy's ``sinc(x/pi)``), so
+            replacing one would silently change data and errors.
+        torch_functions: the same for the torch evaluator of found formulas
+            (:func:`physkan.symbolic.simplify.lambdify_torch`); a function listed here is
+            always called as ``name(args)`` (sympy's own rewrite, e.g. ``sinc`` as an
+            ``if``/``else``, is bypassed). Built-in names (``sin``, ``exp`` ...) are refused.
     """
 
     functions: Sequence[SymbolicFunction]
@@ -70,8 +77,10 @@ class ProblemTypeRecord:
         system_model: pydantic model of the ``[system]`` table (subclass of
             :class:`~physkan.problems.SystemBase`).
         data_maker: ``fn(spec) -> Dataset`` building the train/test data.
-        objective: factory ``(**options) -> Objective`` used by ``physkan train`` and fit.
-        dataset_keys: batch keys the dataset's ``x``/``y`` fill for the objective.
+        objective: factory ``(**options) -> Objective`` used by ``physkan train`` and fit
+            (without it ``physkan train`` refuses the type with a one-line error).
+        dataset_keys: batch keys the dataset's ``x``/``y`` fill for the objective
+            (``physkan train`` builds its batch with them; ``None`` drops ``y``).
         strategy: ``fn(spec, data, report) -> Discovery`` run by ``physkan discover``.
         description: one line for ``physkan plugins``.
     """
@@ -150,7 +159,10 @@ def physkan_register_commands(cli: click.Group) -> None:
         cli: the top-level ``physkan`` click group; call ``cli.add_command(...)``.
 
     Returns:
-        nothing. An exception is reported by ``physkan plugins`` and never breaks the CLI.
+        nothing. The hook runs on a copy of the group: its commands join ``physkan`` only
+        if it returns normally (an exception, ``SystemExit`` included, fails the plugin
+        and never breaks the CLI), and a command named like a built-in (or an earlier
+        plugin's) command is refused, never replaced. ``physkan plugins`` lists them.
     """
 
 

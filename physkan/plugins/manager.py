@@ -5,11 +5,16 @@
 * registers physkan's built-ins (:mod:`physkan.plugins.builtin`, plugin name ``physkan``)
   and every entry point of the group ``physkan`` (``importlib.metadata``);
 * skips the plugins named in ``PHYSKAN_DISABLE_PLUGINS`` (comma list, or ``all``);
-* records a plugin whose import, registration or hook fails as *failed* with its error;
-* resolves name clashes deterministically: built-ins win, then plugins in alphabetical
-  order of their names; every clash is reported on the losing plugin's ``warnings``;
-* :meth:`PhyskanPluginManager.apply` registers the contributions into physkan's registries
-  (basis families, symbolic library, problem types/data makers/objectives, problems).
+* records a plugin whose import, hook or registration fails (any exception, ``SystemExit``
+  included; only ``KeyboardInterrupt`` propagates) as *failed* with its error;
+* is transactional per plugin: a plugin's contributions are collected from all of its
+  hooks first and registered all or none, so a failed plugin leaves nothing behind;
+* resolves name clashes deterministically: built-ins win (commands included), then
+  plugins in alphabetical order of their names; a contribution that loses a clash, or
+  that physkan refuses, is listed in the plugin's ``refused`` with the reason;
+* :meth:`PhyskanPluginManager.apply` registers the accepted contributions into physkan's
+  registries (basis families, symbolic library, problem types/data makers/objectives,
+  problems), see :mod:`physkan.plugins.apply`.
 """
 
 from __future__ import annotations
@@ -18,12 +23,17 @@ import importlib.metadata
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 from . import builtin, hookspecs
 from .hookspecs import PROJECT_NAME, ProblemRecord, ProblemTypeRecord, SymbolicLibraryRecord
+
+if TYPE_CHECKING:  # pragma: no cover
+    import click
+
+    from .apply import Transaction
 
 __all__ = [
     "BUILTIN_NAME",
@@ -47,11 +57,13 @@ class PluginInfo:
     Attributes:
         name: entry-point name (``physkan`` for the built-ins).
         version: version of the distribution that provides it (``"unknown"`` if none).
-        contributions: hook kind -> names contributed (``basis_families``, ``symbolic``,
-            ``problem_types``, ``problems``, ``commands``).
+        contributions: kind -> names accepted (``basis_families``, ``symbolic``,
+            ``problem_types``, ``problems``, ``commands``); empty once the plugin failed.
         error: why the plugin failed (import, registration or a hook), else ``None``.
         status: ``"loaded"``, ``"failed"`` or ``"disabled"``.
-        warnings: clashes lost to another plugin and other non-fatal problems.
+        refused: contributions physkan did not take, each ``{"kind", "name", "reason"}``
+            (a name clash, a ``numpy_functions`` key shadowing numpy's own name ...).
+        warnings: other non-fatal problems.
     """
 
     name: str
@@ -59,6 +71,7 @@ class PluginInfo:
     contributions: dict[str, list[str]] = field(default_factory=dict)
     error: str | None = None
     status: str = "loaded"
+    refused: list[dict[str, str]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
@@ -68,6 +81,7 @@ class PluginInfo:
             "version": self.version,
             "status": self.status,
             "contributions": self.contributions,
+            "refused": self.refused,
             "error": self.error,
             "warnings": self.warnings,
         }
@@ -89,7 +103,12 @@ class PhyskanPluginManager:
         self.pm = pluggy.PluginManager(PROJECT_NAME)
         self.pm.add_hookspecs(hookspecs)
         self._infos: dict[str, PluginInfo] = {}
-        self._cache: dict[str, Any] = {}
+        #: kind -> accepted name -> item, and kind -> name -> owning plugin.
+        self._accepted: dict[str, dict[str, Any]] | None = None
+        self._owners: dict[str, dict[str, str]] = {}
+        #: plugin -> undo log of its registrations (see :mod:`physkan.plugins.apply`).
+        self._undo: dict[str, Transaction] = {}
+        self._commands: list[tuple[Any, str, str]] = []  # (click group, command, plugin)
         self._applied = False
         self._load()
 
@@ -130,83 +149,140 @@ class PhyskanPluginManager:
         names = [n for n, i in self._infos.items() if i.status == "loaded" and n != BUILTIN_NAME]
         return [BUILTIN_NAME, *sorted(names)]
 
-    def _call(self, hook: str, **kwargs: Any) -> list[tuple[str, Any]]:
-        """``(plugin name, result)`` of ``hook`` per loaded plugin; failures mark the plugin."""
-        impls = {impl.plugin_name: impl for impl in getattr(self.pm.hook, hook).get_hookimpls()}
-        results = []
-        for name in self._order():
-            info = self._infos[name]
-            if name not in impls or info.status != "loaded":
-                continue
-            try:
-                results.append((name, impls[name].function(**kwargs)))
-            except Exception as exc:  # noqa: BLE001 - a plugin bug is reported, not raised
-                info.status, info.error = "failed", f"hook {hook} raised {_describe(exc)}"
-        return results
+    def _impl(self, hook: str, plugin: str) -> Callable[..., Any] | None:
+        for impl in getattr(self.pm.hook, hook).get_hookimpls():
+            if impl.plugin_name == plugin:
+                return impl.function
+        return None
 
-    def _collect(
-        self, hook: str, kind: str, flatten: Callable[[Any], list[tuple[str, Any]]]
-    ) -> dict[str, Any]:
-        """Merged ``name -> item`` of ``hook``: first (built-in, then alphabetical) wins."""
-        if kind in self._cache:
-            return self._cache[kind]
-        merged: dict[str, Any] = {}
-        owner: dict[str, str] = {}
-        for plugin, result in self._call(hook):
-            info = self._infos[plugin]
+    def _gather(self) -> dict[str, dict[str, Any]]:
+        """Call every contribution hook of every plugin once; resolve clashes (cached).
+
+        A plugin whose hook raises or returns bad data fails as a whole: none of its
+        contributions is accepted.
+        """
+        if self._accepted is not None:
+            return self._accepted
+        accepted: dict[str, dict[str, Any]] = {kind: {} for _, kind, _ in _HOOKS}
+        self._accepted = accepted
+        for plugin in self._order():
+            pending: list[tuple[str, str, Any]] = []
+            step = "hooks"
             try:
-                items = flatten(result)
-            except Exception as exc:  # noqa: BLE001
-                info.status, info.error = "failed", f"hook {hook} returned bad data: {_describe(exc)}"
+                for hook, kind, flatten in _HOOKS:
+                    fn = self._impl(hook, plugin)
+                    if fn is None:
+                        continue
+                    step = f"hook {hook}"
+                    result = fn()
+                    step = f"hook {hook} returned bad data"
+                    pending += [(kind, name, item) for name, item in flatten(result)]
+            except BaseException as exc:  # noqa: BLE001 - a plugin bug is reported, not raised
+                if isinstance(exc, KeyboardInterrupt):
+                    raise
+                self._fail_plugin(plugin, f"{step}: {_describe(exc)}")
                 continue
-            for name, item in items:
-                if name in merged:
-                    info.warnings.append(
-                        f"{kind} {name!r} clashes with plugin {owner[name]!r}, which wins"
-                    )
+            for kind, name, item in pending:
+                owner = self._owners.setdefault(kind, {}).get(name)
+                if owner is not None:
+                    self.refuse(plugin, kind, name, _taken(owner))
                     continue
-                merged[name], owner[name] = item, plugin
-                info.contributions.setdefault(kind, []).append(name)
-        self._cache[kind] = merged
-        return merged
+                accepted[kind][name] = item
+                self._owners[kind][name] = plugin
+                self._infos[plugin].contributions.setdefault(kind, []).append(name)
+        return accepted
+
+    def _fail_plugin(self, plugin: str, error: str) -> None:
+        """Mark ``plugin`` failed and take back everything it contributed or registered."""
+        info = self._infos[plugin]
+        info.status, info.error = "failed", error
+        info.contributions = {}
+        txn = self._undo.pop(plugin, None)
+        if txn is not None:
+            txn.rollback()
+        for kind, owners in self._owners.items():
+            for name in [n for n, p in owners.items() if p == plugin]:
+                del owners[name]
+                if self._accepted is not None:
+                    self._accepted.get(kind, {}).pop(name, None)
+        for group, command, owner in list(self._commands):
+            if owner == plugin:
+                group.commands.pop(command, None)
+                self._commands.remove((group, command, owner))
+
+    def refuse(self, plugin: str, kind: str, name: str, reason: str) -> None:
+        """Record that ``name`` of ``kind`` from ``plugin`` was not taken, and why."""
+        info = self._infos.get(plugin)
+        if info is not None:
+            info.refused.append({"kind": kind, "name": name, "reason": reason})
 
     # ------------------------------------------------------------------ queries
 
     def plugins(self) -> list[PluginInfo]:
-        """Every plugin seen (built-ins first), after collecting all contributions."""
-        self.basis_families()
-        self.symbolic_functions()
-        self.problem_types()
-        self.problems()
+        """Every plugin seen (built-ins first), after registering all contributions."""
+        self.apply()
         return [self._infos[BUILTIN_NAME]] + [
             i for n, i in sorted(self._infos.items()) if n != BUILTIN_NAME
         ]
 
+    def _kind(self, kind: str) -> dict[str, Any]:
+        self.apply()
+        return dict(self._gather()[kind])
+
     def basis_families(self) -> list[Any]:
-        """All contributed :class:`~physkan.kan.basis.BasisFamily` instances."""
-        return list(self._collect("physkan_basis_families", "basis_families", _named).values())
+        """All accepted :class:`~physkan.kan.basis.BasisFamily` instances."""
+        return list(self._kind("basis_families").values())
 
     def symbolic_records(self) -> dict[str, tuple[Any, SymbolicLibraryRecord | None]]:
         """``name -> (SymbolicFunction, the record it came in or None)``."""
-        return self._collect("physkan_symbolic_libraries", "symbolic", _symbolic_items)
+        return self._kind("symbolic")
 
     def symbolic_functions(self) -> list[Any]:
-        """All contributed :class:`~physkan.symbolic.library.SymbolicFunction` entries."""
+        """All accepted :class:`~physkan.symbolic.library.SymbolicFunction` entries."""
         return [fn for fn, _ in self.symbolic_records().values()]
 
     def problem_types(self) -> dict[str, ProblemTypeRecord]:
         """``type name -> ProblemTypeRecord`` (built-in types included)."""
-        return self._collect("physkan_problem_types", "problem_types", _named)
+        return self._kind("problem_types")
 
     def problems(self) -> dict[str, ProblemRecord]:
         """``problem name -> ProblemRecord`` (built-in problems included)."""
-        return self._collect("physkan_problems", "problems", _problem_items)
+        return self._kind("problems")
 
-    def register_commands(self, cli: Any) -> None:
-        """Call every plugin's ``physkan_register_commands(cli)``; failures are recorded."""
-        for plugin, _ in self._call("physkan_register_commands", cli=cli):
+    def register_commands(self, cli: click.Group) -> None:
+        """Add every plugin's commands to ``cli``; built-in commands always win.
+
+        Each plugin's ``physkan_register_commands`` runs on a copy of ``cli``; the commands
+        it added join ``cli`` only if the hook succeeded (else the plugin fails as a whole),
+        and a command whose name ``cli`` already has is refused, never replaced.
+        """
+        import click
+
+        builtins = set(cli.commands)
+        for plugin in self._order():
+            fn = self._impl("physkan_register_commands", plugin)
+            if fn is None or self._infos[plugin].status != "loaded":
+                continue
+            staging = click.Group(name=cli.name, commands=dict(cli.commands))
+            try:
+                fn(cli=staging)
+            except BaseException as exc:  # noqa: BLE001
+                if isinstance(exc, KeyboardInterrupt):
+                    raise
+                self._fail_plugin(plugin, f"hook physkan_register_commands: {_describe(exc)}")
+                continue
             info = self._infos[plugin]
-            info.contributions.setdefault("commands", [])
+            for name, command in staging.commands.items():
+                if cli.commands.get(name) is command:
+                    continue
+                if name in cli.commands:
+                    owner = BUILTIN_NAME if name in builtins else self._owners["commands"][name]
+                    self.refuse(plugin, "commands", name, _taken(owner, "command"))
+                    continue
+                cli.add_command(command, name)
+                self._commands.append((cli, name, plugin))
+                self._owners.setdefault("commands", {})[name] = plugin
+                info.contributions.setdefault("commands", []).append(name)
 
     def info(self, name: str) -> PluginInfo | None:
         """The :class:`PluginInfo` of plugin ``name``, if seen."""
@@ -215,25 +291,54 @@ class PhyskanPluginManager:
     # ------------------------------------------------------------------ apply
 
     def apply(self) -> None:
-        """Register all plugin contributions into physkan's registries (idempotent)."""
+        """Register all accepted contributions into physkan's registries (idempotent).
+
+        Plugin by plugin, all or none: a registration that raises undoes that plugin's
+        earlier registrations and marks it failed.
+        """
         if self._applied:
             return
         self._applied = True
         from . import apply as _apply
 
-        _apply.apply_all(self)
+        self._gather()
+        for plugin in self._order():
+            if plugin == BUILTIN_NAME or self._infos[plugin].status != "loaded":
+                continue
+            items = {kind: {n: self._accepted[kind][n] for n in names}  # type: ignore[index]
+                     for kind, names in self._infos[plugin].contributions.items()
+                     if kind in self._accepted}  # type: ignore[operator]  # fmt: skip
+            txn = _apply.Transaction()
+            try:
+                _apply.apply_plugin(self, plugin, items, txn)
+            except BaseException as exc:  # noqa: BLE001
+                if isinstance(exc, KeyboardInterrupt):
+                    txn.rollback()
+                    raise
+                self._undo[plugin] = txn
+                self._fail_plugin(plugin, f"registration failed: {_describe(exc)}")
+            else:
+                self._undo[plugin] = txn
 
-    def _fail(self, plugin: str, message: str) -> None:
-        info = self._infos.get(plugin)
-        if info is not None:
-            info.warnings.append(message)
+    def unregister(self) -> None:
+        """Undo every registration and command this manager made (tests, reloading)."""
+        for txn in self._undo.values():
+            txn.rollback()
+        self._undo.clear()
+        for group, command, _ in self._commands:
+            group.commands.pop(command, None)
+        self._commands.clear()
 
     def owner(self, kind: str, name: str) -> str | None:
         """Which plugin contributed ``name`` of ``kind`` (after collection)."""
-        for plugin, info in self._infos.items():
-            if name in info.contributions.get(kind, []):
-                return plugin
-        return None
+        self._gather()
+        return self._owners.get(kind, {}).get(name)
+
+
+def _taken(owner: str, what: str = "name") -> str:
+    if owner == BUILTIN_NAME:
+        return f"{what} taken by a physkan built-in, which wins"
+    return f"{what} taken by plugin {owner!r}, which wins"
 
 
 def _named(result: Any) -> list[tuple[str, Any]]:
@@ -261,6 +366,15 @@ def _problem_items(result: Any) -> list[tuple[str, ProblemRecord]]:
     return out
 
 
+#: ``(hook, kind, flatten)`` of every contribution hook except commands, in apply order.
+_HOOKS: tuple[tuple[str, str, Callable[[Any], list[tuple[str, Any]]]], ...] = (
+    ("physkan_basis_families", "basis_families", _named),
+    ("physkan_symbolic_libraries", "symbolic", _symbolic_items),
+    ("physkan_problem_types", "problem_types", _named),
+    ("physkan_problems", "problems", _problem_items),
+)
+
+
 def _dist_version(name: str) -> str:
     try:
         return importlib.metadata.version(name)
@@ -279,7 +393,13 @@ def get_plugin_manager() -> PhyskanPluginManager:
     return _MANAGER
 
 
-def reset_plugin_manager() -> None:
-    """Forget the cached manager (tests; after changing ``PHYSKAN_DISABLE_PLUGINS``)."""
+def reset_plugin_manager(*, unregister: bool = False) -> None:
+    """Forget the cached manager (tests; after changing ``PHYSKAN_DISABLE_PLUGINS``).
+
+    ``unregister=True`` also takes every plugin contribution back out of physkan's
+    registries (and plugin commands out of the CLI), so the next manager starts clean.
+    """
     global _MANAGER
+    if unregister and _MANAGER is not None:
+        _MANAGER.unregister()
     _MANAGER = None

@@ -31,6 +31,7 @@ from .tables import file_sha256, read_columns
 
 __all__ = [
     "DATA_MAKERS",
+    "MIN_FILE_ROWS",
     "Dataset",
     "add_noise",
     "make_dataset",
@@ -40,6 +41,9 @@ __all__ = [
 ]
 
 DataMaker = Callable[[ProblemSpec], "Dataset"]
+
+#: a data file needs this many rows: two to train on (a line), one to test on.
+MIN_FILE_ROWS = 3
 
 #: problem type -> function building its Dataset.
 DATA_MAKERS: dict[str, DataMaker] = {}
@@ -128,12 +132,17 @@ def split_rows(
     """Shuffled row indices for train and test, and a description of the split.
 
     ``n_train`` + ``n_test`` rows when the file has that many, else 80/20 of all rows
-    (at least one training row).
+    (at least two training rows and one test row).
+
+    Raises:
+        ValueError: for fewer than :data:`MIN_FILE_ROWS` rows.
     """
+    if n_rows < MIN_FILE_ROWS:
+        raise ValueError(f"need at least {MIN_FILE_ROWS} rows, got {n_rows}")
     order = torch.randperm(n_rows, generator=torch.Generator().manual_seed(seed)).numpy()
     if n_rows >= n_train + n_test:
         return order[:n_train], order[n_train : n_train + n_test], "counts"
-    cut = max(1, min(n_rows, round(0.8 * n_rows))) if n_test else n_rows
+    cut = min(max(2, round(0.8 * n_rows)), n_rows - 1) if n_test else n_rows
     return order[:cut], order[cut:], "80/20"
 
 
@@ -186,6 +195,12 @@ def _regression_file(spec: ProblemSpec, system: RegressionSystem) -> Dataset:
     table = read_columns(path, [*inputs, *outputs], spec.data.columns)
     x_all = torch.from_numpy(np.stack([table[v] for v in inputs], axis=1))
     y_all = torch.from_numpy(np.stack([table[v] for v in outputs], axis=1))
+    if len(x_all) < MIN_FILE_ROWS:
+        raise ProblemError(
+            f"{path}: only {len(x_all)} data row(s); need at least {MIN_FILE_ROWS} "
+            "(2 to train on, 1 to test on)",
+            source=path,
+        )
     train, test, split = split_rows(len(x_all), spec.data.n_train, spec.data.n_test, spec.data.seed)
     meta = {
         "source": "file",

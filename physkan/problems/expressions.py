@@ -5,12 +5,18 @@ Problem files hold ground truths such as ``"q_dot**2/2 + cos(q)"``. They are par
 variable names, the declared constants and a fixed set of functions are known, Python
 builtins are not, and characters that have no business in a formula are refused before
 anything is evaluated. ``^`` means power (as physicists write it).
+
+The text is first parsed *without evaluation* and every constant sub-expression is
+checked with bounded float arithmetic (:mod:`physkan.problems._bounded`): a power tower
+such as ``9**9**9**9``, a constant beyond ``1e300``, a division by zero or a complex
+constant is refused before sympy is allowed to compute anything, so parsing never hangs.
 """
 
 from __future__ import annotations
 
 import difflib
 import keyword
+import math
 import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -20,9 +26,12 @@ import sympy
 from sympy.core.function import AppliedUndef
 from sympy.parsing.sympy_parser import convert_xor, parse_expr, standard_transformations
 
+from ._bounded import MAX_MAGNITUDE, check_constants, check_literals
+
 __all__ = [
     "FUNCTIONS",
     "ExpressionError",
+    "check_bounded",
     "check_name",
     "exact_number",
     "lambdify",
@@ -61,6 +70,10 @@ _GLOBALS: dict[str, Any] = {
     "Integer": sympy.Integer,
     "Float": sympy.Float,
     "Rational": sympy.Rational,
+    # emitted by parse_expr(evaluate=False) for the operators
+    "Add": sympy.Add,
+    "Mul": sympy.Mul,
+    "Pow": sympy.Pow,
 }
 _TRANSFORMS = (*standard_transformations, convert_xor)
 _ALLOWED_CHARS = re.compile(r"[A-Za-z0-9_+\-*/^().,\s]*")
@@ -125,19 +138,13 @@ def parse_expression(
         raise ExpressionError(f"unexpected {shown!r} in formula {text!r}")
     local = {name: sympy.Symbol(name) for name in [*names, *constants]}
     local.update(FUNCTIONS)
-    try:
-        expr = parse_expr(
-            " ".join(text.split()),
-            local_dict=local,
-            global_dict=dict(_GLOBALS),
-            transformations=_TRANSFORMS,
-        )
-    except Exception as err:  # sympy raises many types on bad input
-        if isinstance(err, SyntaxError):
-            reason = err.msg or "invalid syntax"
-        else:
-            reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise ExpressionError(f"cannot parse {text!r}: {reason}") from None
+    source = " ".join(text.split())
+    check_literals(source)
+    tree = _parse(source, text, local, evaluate=False)
+    if not isinstance(tree, sympy.Expr):
+        raise ExpressionError(f"{text!r} is not a numeric expression")
+    check_constants(tree, text, constants)
+    expr = _parse(source, text, local, evaluate=True)
     if not isinstance(expr, sympy.Expr):
         raise ExpressionError(f"{text!r} is not a numeric expression")
     unknown_funcs = sorted({type(f).__name__ for f in expr.atoms(AppliedUndef)})
@@ -158,7 +165,54 @@ def parse_expression(
         )
     if constants:
         expr = expr.subs({sympy.Symbol(k): exact_number(v) for k, v in constants.items()})
+    if expr.has(sympy.zoo, sympy.oo, sympy.nan):
+        raise ExpressionError(f"{text!r} is not finite (division by zero or an infinite value)")
+    if expr.has(sympy.I):
+        raise ExpressionError(f"{text!r} has a complex value; formulas must be real")
     return expr
+
+
+def _parse(source: str, text: str, local: dict[str, Any], *, evaluate: bool) -> Any:
+    """``parse_expr`` in the closed namespace; every failure becomes ``ExpressionError``."""
+    try:
+        return parse_expr(
+            source,
+            local_dict=dict(local),
+            global_dict=dict(_GLOBALS),
+            transformations=_TRANSFORMS,
+            evaluate=evaluate,
+        )
+    except Exception as err:  # sympy raises many types on bad input
+        if isinstance(err, SyntaxError):
+            reason = err.msg or "invalid syntax"
+        else:
+            reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise ExpressionError(f"cannot parse {text!r}: {reason}") from None
+
+
+def check_bounded(text: str) -> None:
+    """Refuse a formula whose constants are huge, non-finite or complex (bounded work).
+
+    Unlike :func:`parse_expression` any name is accepted (unknown names become symbols or
+    functions), so this also guards formulas that other parsers read, such as composite
+    library names (``"x**9**9**9"``). Raises ``ExpressionError``.
+    """
+    if not isinstance(text, str) or len(text) > _MAX_LEN:
+        return
+    if _ALLOWED_CHARS.sub("", text) or "__" in text or _ATTRIBUTE.search(text):
+        return  # not a formula; the other parsers refuse it themselves
+    check_literals(text)
+    try:
+        tree = parse_expr(
+            " ".join(text.split()),
+            global_dict=dict(_GLOBALS),
+            transformations=_TRANSFORMS,
+            evaluate=False,
+        )
+    except Exception:  # not parseable: nothing to evaluate, the caller reports it
+        return
+    if isinstance(tree, sympy.Basic):
+        check_constants(tree, text)
 
 
 def exact_number(value: float) -> sympy.Expr:
@@ -178,7 +232,10 @@ def parse_number(value: Any) -> float:
     if isinstance(value, bool):
         raise ExpressionError(f"expected a number, got {value!r}")
     if isinstance(value, (int, float)):
-        return float(value)
+        number = float(value) if abs(value) < 1e301 else math.inf
+        if not math.isfinite(number) or abs(number) > MAX_MAGNITUDE:
+            raise ExpressionError(f"{value!r} is not a finite number of at most {MAX_MAGNITUDE:.0e}")
+        return number
     try:
         return float(parse_expression(value, []))
     except (ExpressionError, TypeError):

@@ -15,6 +15,12 @@ Cross-table rules checked here:
   them; when ``width`` is absent it defaults to ``[n_in, 5, n_out]`` (kept ``None`` for
   types with no fixed output count: conservation, metric);
 * ``train.refine`` must be increasing and start above ``model.grid``.
+
+Sizes are bounded so that a typo fails at load time instead of allocating terabytes or
+training for days: ``n_train``/``n_test`` at most :data:`MAX_SAMPLES`, ``train.steps`` at
+most :data:`MAX_STEPS`, at most :data:`MAX_COEFFICIENTS` spline coefficients. Names that
+refer to registries (``model.basis``, ``discover.library``) are looked up at load time,
+after the plugins have registered theirs.
 """
 
 from __future__ import annotations
@@ -33,13 +39,14 @@ from pydantic import (
     Field,
     PrivateAttr,
     SerializeAsAny,
+    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
 )
 from pydantic_core import InitErrorDetails
 
-from .errors import field_error, raise_field_errors
+from .errors import field_error, format_validation_error, raise_field_errors
 from .systems import (
     ConservationSystem,
     LagrangianSystem,
@@ -84,9 +91,30 @@ def register_problem_type(name: str, system_model: type[SystemBase]) -> None:
     PROBLEM_TYPES[name] = system_model
 
 
+#: most samples ``[data].n_train`` / ``n_test`` may ask for (memory and training time).
+MAX_SAMPLES = 1_000_000
+#: most coefficients a ``[model]`` may have (sum over layers of n_in * n_out * (grid + k)).
+MAX_COEFFICIENTS = 10_000_000
+#: most optimisation steps ``[train].steps`` may ask for.
+MAX_STEPS = 1_000_000
+#: largest seed (seeds are unsigned 63-bit integers).
+MAX_SEED = 2**63 - 1
+
+
+def _at_most(limit: int, what: str) -> AfterValidator:
+    """A validator refusing ints above ``limit`` with a message that says why."""
+
+    def check(value: int) -> int:
+        if value > limit:
+            raise ValueError(f"at most {limit:_} {what}, got {value:_}".replace("_", ","))
+        return value
+
+    return AfterValidator(check)
+
+
 def _check_range(value: tuple[float, float]) -> tuple[float, float]:
     low, high = value
-    if not (math.isfinite(low) and math.isfinite(high)):
+    if not (math.isfinite(low) and math.isfinite(high) and math.isfinite(high - low)):
         raise ValueError(f"range ends must be finite numbers, got [{low}, {high}]")
     if not low < high:
         raise ValueError(f"needs low < high, got [{low:g}, {high:g}]")
@@ -104,10 +132,10 @@ class _Section(BaseModel):
 class DataSection(_Section):
     """``[data]``: how many samples, from which box or file, with how much noise."""
 
-    n_train: int = Field(1000, ge=1)
-    n_test: int = Field(1000, ge=0)
-    seed: int = 0
-    noise: float = Field(0.0, ge=0)
+    n_train: Annotated[int, Field(ge=2), _at_most(MAX_SAMPLES, "training samples")] = 1000
+    n_test: Annotated[int, Field(ge=1), _at_most(MAX_SAMPLES, "test samples")] = 1000
+    seed: int = Field(0, ge=0, le=MAX_SEED)
+    noise: float = Field(0.0, ge=0, le=100)
     ranges: dict[str, Range] = Field(default_factory=dict)
     file: Path | None = None
     columns: dict[str, str] = Field(default_factory=dict)
@@ -117,15 +145,15 @@ class ModelSection(_Section):
     """``[model]``: the network; ``width`` entries are ints or ``[n_sum, n_mult]`` pairs."""
 
     width: list[int | list[int]] | None = None
-    grid: int = Field(5, ge=1)
-    k: int = Field(3, ge=1)
+    grid: int = Field(5, ge=1, le=10_000)
+    k: int = Field(3, ge=1, le=20)
     basis: str = "bspline"
     kind: Literal["kan", "s2kan"] = "kan"
-    mult_arity: int = Field(2, ge=2)
+    mult_arity: int = Field(2, ge=2, le=16)
     grid_range: Range | None = None
     grid_eps: float = Field(1.0, ge=0, le=1)
     base_fun: str = "silu"
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=MAX_SEED)
 
     @field_validator("width", mode="before")
     @classmethod
@@ -134,6 +162,8 @@ class ModelSection(_Section):
             return None
         if not isinstance(value, list) or len(value) < 2:
             raise ValueError("expected a list of at least 2 layer sizes, e.g. [2, 5, 1]")
+        if len(value) > 64:
+            raise ValueError(f"at most 64 layers, got {len(value)}")
         for i, entry in enumerate(value):
             ok_int = isinstance(entry, int) and not isinstance(entry, bool) and entry >= 1
             ok_pair = (
@@ -144,10 +174,34 @@ class ModelSection(_Section):
                 and entry[1] >= 0
                 and sum(entry) >= 1
             )
+            if (ok_int or ok_pair) and (entry if ok_int else sum(entry)) > 100_000:
+                raise ValueError(f"layer {i}: at most 100,000 nodes, got {entry!r}")
             if not (ok_int or ok_pair):
                 raise ValueError(
                     f"layer {i}: expected a positive int or [n_sum, n_mult], got {entry!r}"
                 )
+        return value
+
+    @field_validator("basis")
+    @classmethod
+    def _check_basis(cls, value: str) -> str:
+        from physkan.kan.basis import UnknownBasisError, get_basis_family
+
+        try:
+            get_basis_family(value)  # plugins' families are loaded on a miss
+        except UnknownBasisError as err:
+            raise ValueError(str(err).removeprefix("basis: ")) from None
+        return value
+
+    @field_validator("base_fun")
+    @classmethod
+    def _check_base_fun(cls, value: str) -> str:
+        from physkan.kan.layer import BASE_FUNCTIONS
+
+        if value not in BASE_FUNCTIONS:
+            raise ValueError(
+                f"unknown base function {value!r}; known: {', '.join(sorted(BASE_FUNCTIONS))}"
+            )
         return value
 
     def layer_sizes(self) -> list[int] | None:
@@ -160,7 +214,7 @@ class ModelSection(_Section):
 class TrainSection(_Section):
     """``[train]``: optimiser, regularisation (lamb * (lamb_l1 * L1 + lamb_entropy * H))."""
 
-    steps: int = Field(200, ge=0)
+    steps: Annotated[int, Field(ge=0), _at_most(MAX_STEPS, "steps")] = 200
     optimizer: Literal["lbfgs", "adam"] = "lbfgs"
     lr: float | None = Field(None, gt=0)
     lamb: float = Field(0.0, ge=0)
@@ -171,7 +225,7 @@ class TrainSection(_Section):
     stop_grid_update_step: int = Field(50, ge=0)
     batch: int | None = Field(None, ge=1)
     precision: Literal[32, 64] = 64
-    refine: list[int] = Field(default_factory=list)
+    refine: list[Annotated[int, Field(ge=1, le=10_000)]] = Field(default_factory=list, max_length=20)
 
     @field_validator("optimizer", mode="before")
     @classmethod
@@ -196,7 +250,7 @@ class TrainSection(_Section):
 class DiscoverSection(_Section):
     """``[discover]``: pruning, symbolic snapping and verification settings."""
 
-    library: list[str] | None = None
+    library: list[str] | None = Field(None, min_length=1)
     r2_threshold: float = Field(0.99, gt=0, le=1)
     weight_simple: float = Field(0.8, ge=0, le=1)
     prune: bool = True
@@ -208,6 +262,33 @@ class DiscoverSection(_Section):
         default_factory=dict,
         description="auxiliary inputs (name -> expression of the inputs), as KAN 2.0's augment_input",
     )
+
+
+    @field_validator("library")
+    @classmethod
+    def _check_library(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        from physkan.symbolic.library import get_symbolic
+
+        from .expressions import check_bounded
+
+        for i, name in enumerate(value):
+            try:
+                check_bounded(name)  # a composite such as 'x**9**9**9' must not hang
+                get_symbolic(name)  # aliases, composites and plugins' functions included
+            except (ValueError, TypeError, ArithmeticError) as err:
+                raise ValueError(f"[{i}]: {err}") from None
+        return value
+
+    @field_validator("augment")
+    @classmethod
+    def _check_augment_names(cls, value: dict[str, str]) -> dict[str, str]:
+        from .expressions import check_name
+
+        for name in value:
+            check_name(name)
+        return value
 
 
 class ProblemSpec(_Section):
@@ -265,6 +346,8 @@ class ProblemSpec(_Section):
             return self
         errors = [*self._check_truth_and_ranges(), *self.system.check_data(self.data)]
         errors += self._check_width()
+        errors += self._check_size()
+        errors += self._check_augment()
         refine = self.train.refine
         if refine and refine[0] <= self.model.grid:
             errors.append(
@@ -280,11 +363,21 @@ class ProblemSpec(_Section):
         system, data = self.system, self.data
         errors = []
         inputs = system.input_names()
-        if data.file is None and not system.has_truth():
+        if data.file is not None and not system.reads_data_files:
+            errors.append(
+                field_error(
+                    ("data", "file"),
+                    f"a {self.type} problem samples its data from the ground truth; "
+                    "reading it from a file is not supported",
+                )
+            )
+        elif data.file is None and not system.has_truth():
             errors.append(
                 field_error(
                     ("system", str(system.truth_field)),
-                    "required unless [data].file gives the data",
+                    "required unless [data].file gives the data"
+                    if system.reads_data_files
+                    else "required (the data are sampled from it)",
                 )
             )
         if data.file is None:
@@ -346,6 +439,46 @@ class ProblemSpec(_Section):
             )
         return errors
 
+    def _check_augment(self) -> list[InitErrorDetails]:
+        """Each ``[discover].augment`` formula must be a formula of the inputs."""
+        from physkan.symbolic.equivalence import parse_expression
+
+        from .expressions import check_bounded
+
+        errors = []
+        inputs = self.inputs()
+        for name, text in self.discover.augment.items():
+            if name in inputs:
+                errors.append(
+                    field_error(("discover", "augment", name), f"{name!r} is already an input")
+                )
+                continue
+            try:
+                check_bounded(text)
+                parse_expression(text, inputs)
+            except (ValueError, TypeError, ArithmeticError) as err:
+                errors.append(field_error(("discover", "augment", name), str(err)))
+        return errors
+
+    def _check_size(self) -> list[InitErrorDetails]:
+        """Refuse networks whose coefficient tensors would not fit in memory."""
+        model = self.model
+        if model.width is None:
+            return []
+        grid = max([model.grid, *self.train.refine])
+        sizes = model.layer_sizes() or []
+        subnodes = [w if isinstance(w, int) else w[0] + w[1] * model.mult_arity for w in model.width]
+        n_coef = sum(a * b for a, b in zip(sizes, subnodes[1:], strict=False)) * (grid + model.k + 1)
+        if n_coef <= MAX_COEFFICIENTS:
+            return []
+        return [
+            field_error(
+                ("model", "width"),
+                f"the network would have about {n_coef:.2g} spline coefficients (width x grid); "
+                f"at most {MAX_COEFFICIENTS:.0e} are allowed",
+            )
+        ]
+
     @property
     def source(self) -> str | None:
         """Where the spec came from (file path, ``builtin:<name>`` or a plugin), if known."""
@@ -372,7 +505,10 @@ class ProblemSpec(_Section):
             for key in keys[:-1]:
                 node = node.setdefault(key, {})
             node[keys[-1]] = value
-        spec = type(self).model_validate(data)
+        try:
+            spec = type(self).model_validate(data)
+        except ValidationError as err:
+            raise format_validation_error(err, self._source) from None
         spec._source = self._source
         return spec
 

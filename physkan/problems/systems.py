@@ -48,6 +48,8 @@ class SystemBase(BaseModel):
 
     #: name of the field holding the ground truth (None: the type always knows its truth).
     truth_field: ClassVar[str | None] = None
+    #: whether ``[data].file`` may give the data instead of the ground truth.
+    reads_data_files: ClassVar[bool] = True
 
     def input_names(self) -> list[str]:
         """Names of the model inputs, in column order."""
@@ -78,9 +80,17 @@ class SystemBase(BaseModel):
         return []
 
 
+#: most names a list of variables / coordinates / state variables may hold.
+MAX_NAMES = 100
+#: most coordinates of a Lagrangian (its velocity Hessian is a symbolic determinant).
+MAX_COORDINATES = 16
+
+
 def _names(value: list[str], what: str) -> list[str]:
     if not value:
         raise ValueError(f"needs at least one {what}")
+    if len(value) > MAX_NAMES:
+        raise ValueError(f"at most {MAX_NAMES} {what}s, got {len(value)}")
     for name in value:
         check_name(name)
     dupes = sorted({n for n in value if value.count(n) > 1})
@@ -190,6 +200,7 @@ class LagrangianSystem(SystemBase):
     """``type = "lagrangian"``: learn L(q, q_dot); velocities are named ``<q>_dot``."""
 
     truth_field: ClassVar[str | None] = "lagrangian"
+    reads_data_files: ClassVar[bool] = False
 
     coordinates: list[str]
     constants: dict[str, float] = Field(default_factory=dict)
@@ -199,6 +210,8 @@ class LagrangianSystem(SystemBase):
     @classmethod
     def _check_coordinates(cls, value: list[str]) -> list[str]:
         _names(value, "coordinate")
+        if len(value) > MAX_COORDINATES:
+            raise ValueError(f"at most {MAX_COORDINATES} coordinates, got {len(value)}")
         clash = set(value) & {velocity_name(q) for q in value}
         if clash:
             raise ValueError(f"coordinate {sorted(clash)[0]!r} collides with a velocity name")
@@ -265,11 +278,12 @@ class ConservationSystem(SystemBase):
     """``type = "conservation"``: find ``n_quantities`` conserved quantities of a flow."""
 
     truth_field: ClassVar[str | None] = "dynamics"
+    reads_data_files: ClassVar[bool] = False
 
     state: list[str]
     constants: dict[str, float] = Field(default_factory=dict)
     dynamics: list[str] | None = None
-    n_quantities: int = Field(1, ge=1)
+    n_quantities: int = Field(1, ge=1, le=MAX_NAMES)
     quantities: list[str] | None = None
 
     @field_validator("state")
@@ -356,6 +370,8 @@ class MetricSystem(SystemBase):
     Only the radius needs a sampling range (the paper learns the time shift dt(r) that
     makes the spatial slices flat); the network shape is left to ``physkan.physics``.
     """
+
+    reads_data_files: ClassVar[bool] = False
 
     coordinates: list[str] = Field(default_factory=lambda: ["t", "r", "theta", "phi"])
     metric: Literal["schwarzschild"] = "schwarzschild"

@@ -62,7 +62,24 @@ def _read_csv(path: Path) -> dict[str, np.ndarray]:
     return {name: values[:, j] for j, name in enumerate(header)}
 
 
-def _read_hdf5(path: Path) -> dict[str, np.ndarray]:
+class _NotNumeric:
+    """A column that exists but cannot be read as numbers (reported only if it is used)."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+def _numeric(path: Path, name: str, dataset: object) -> np.ndarray | _NotNumeric:
+    try:
+        array = np.asarray(dataset[()])  # type: ignore[index]
+    except (TypeError, ValueError, OSError) as err:
+        return _NotNumeric(f"{path}: column {name!r} cannot be read ({err})")
+    if array.dtype.kind not in "biuf":
+        return _NotNumeric(f"{path}: column {name!r} is not numeric (HDF5 type {array.dtype})")
+    return array.astype(np.float64)
+
+
+def _read_hdf5(path: Path) -> dict[str, np.ndarray | _NotNumeric]:
     import h5py
 
     try:
@@ -70,25 +87,25 @@ def _read_hdf5(path: Path) -> dict[str, np.ndarray]:
     except OSError as err:
         raise ProblemError(f"{path}: not a readable HDF5 file ({err})", source=path) from None
     with fh:
-        out: dict[str, np.ndarray] = {}
+        out: dict[str, np.ndarray | _NotNumeric] = {}
         for key, item in fh.items():
             if not isinstance(item, h5py.Dataset):
                 continue
             if item.ndim == 1:
-                out[key] = np.asarray(item[()], dtype=np.float64)
+                out[key] = _numeric(path, key, item)
             elif item.ndim == 2 and "columns" in item.attrs:
-                names = [
-                    c.decode() if isinstance(c, bytes) else str(c) for c in item.attrs["columns"]
-                ]
+                raw = item.attrs["columns"]
+                raw = [raw] if np.ndim(raw) == 0 else list(raw)
+                names = [c.decode(errors="replace") if isinstance(c, bytes) else str(c) for c in raw]
                 if len(names) != item.shape[1]:
                     raise ProblemError(
                         f"{path}: dataset {key!r} has {item.shape[1]} columns but its "
                         f"'columns' attribute names {len(names)}",
                         source=path,
                     )
-                table = np.asarray(item[()], dtype=np.float64)
+                table = _numeric(path, key, item)
                 for j, name in enumerate(names):
-                    out.setdefault(name, table[:, j])
+                    out.setdefault(name, table if isinstance(table, _NotNumeric) else table[:, j])
     return out
 
 
@@ -122,7 +139,7 @@ def read_columns(
                 f"or HDF5 ({', '.join(HDF5_SUFFIXES)})",
                 source=path,
             )
-    except (OSError, UnicodeDecodeError) as err:
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
         raise ProblemError(f"{path}: cannot read ({err})", source=path) from None
     missing = [c for c in wanted if c not in table]
     if missing:
@@ -131,6 +148,10 @@ def read_columns(
             f"{', '.join(table) or 'none'} (map names with [data].columns)",
             source=path,
         )
+    for col in wanted:
+        entry = table[col]
+        if isinstance(entry, _NotNumeric):
+            raise ProblemError(entry.reason, source=path)
     out = {name: table[col] for name, col in zip(names, wanted, strict=True)}
     lengths = {len(v) for v in out.values()}
     if len(lengths) > 1:

@@ -43,14 +43,15 @@ def _as2d(t: Tensor) -> Tensor:
     return t[:, None] if t.ndim == 1 else t
 
 
-def _fit_one(xtr, ytr, variables, outputs, width, transform, library, grid, seed, cfg):
+def _fit_one(xtr, ytr, variables, outputs, width, transform, library, grid, seed, cfg, basis="bspline"):
     """Fit one structure; returns ``(model, y-space DL, y-space train MSE)``."""
     sign = 1.0
     target = ytr
     if transform == "log":
         sign = float(torch.sign(ytr[0, 0]))
         target = torch.log(sign * ytr)
-    model = S2KAN(width, library, grid=grid, variables=variables, outputs=outputs, seed=seed).double()
+    model = S2KAN(width, library, grid=grid, variables=variables, outputs=outputs, seed=seed,
+                  basis=basis).double()  # fmt: skip
     train_s2kan(model, xtr, target, cfg)
     model.eval()
     if transform == "log":
@@ -127,6 +128,7 @@ def s2kan_discover(
     seed: int = 0,
     grid: int = 5,
     config: S2KANTrainConfig | None = None,
+    basis: str = "bspline",
 ) -> S2KANResult:
     """Fit an S2KAN (float64) to ``x_train (N, n_in)``, ``y_train (N, n_out)``.
 
@@ -134,7 +136,7 @@ def s2kan_discover(
     :func:`_structures` and keeps the one with the lowest total description length (in the
     units of ``y``). ``transform="log"`` fits an explicit ``width`` to ``log|y|`` (``y`` of one
     sign) and maps the formula back. ``steps`` sets the MDL-phase length (warm-up uses ``2/3`` of it).
-    Formulas are snapped against the training data.
+    Formulas are snapped against the training data. ``basis``: the spline terms' basis family.
     """
     t0 = time.perf_counter()
     xtr, ytr, xte, yte = (_as2d(t) for t in (x_train, y_train, x_test, y_test))
@@ -148,7 +150,7 @@ def s2kan_discover(
     best = None
     tried = []
     for w, transform in structures:
-        model, dl, sign = _fit_one(xtr, ytr, variables, outputs, w, transform, library, grid, seed, cfg)
+        model, dl, sign = _fit_one(xtr, ytr, variables, outputs, w, transform, library, grid, seed, cfg, basis)
         tried.append((w, transform, dl.total_bits))
         if best is None or dl.total_bits < best[1].total_bits:
             best = (model, dl, sign, transform)

@@ -40,9 +40,12 @@ class S2Layer(nn.Module):
         n_in, n_sub: number of inputs and of output subnodes.
         library: symbolic function names (``None`` → default library; plugin functions join
             through :func:`~physkan.symbolic.library.resolve_library`).
-        grid, k: spline grid intervals and order; the spline has ``grid + k`` coefficients.
+        grid, k: spline grid intervals and order; the spline has ``grid + k`` coefficients
+            (B-splines; other families say how many through ``num_basis``).
         grid_range: initial input range of every spline.
         use_spline: whether each edge has a spline term at all.
+        basis: basis family of the spline term (``[model].basis``: ``"bspline"``,
+            ``"rbf"`` or a plugin family), see :mod:`physkan.kan.basis`.
     """
 
     def __init__(
@@ -55,6 +58,7 @@ class S2Layer(nn.Module):
         k: int = 3,
         grid_range: tuple[float, float] = (-1.0, 1.0),
         use_spline: bool = True,
+        basis: str = "bspline",
     ) -> None:
         super().__init__()
         self.n_in, self.n_sub, self.grid_size, self.k = n_in, n_sub, grid, k
@@ -62,7 +66,8 @@ class S2Layer(nn.Module):
         self.library = [f.name for f in self.functions]
         self.use_spline = use_spline
         s = len(self.functions)
-        self.basis = get_basis_family("bspline")
+        self.basis = get_basis_family(basis)
+        self.basis_name = self.basis.name
         low = torch.full((n_in,), float(grid_range[0]))
         high = torch.full((n_in,), float(grid_range[1]))
         self.register_buffer("grid", self.basis.make_grid(low, high, grid, k))
@@ -108,7 +113,8 @@ class S2Layer(nn.Module):
         return self.basis.num_basis(self.grid_size, self.k)
 
     def extra_repr(self) -> str:
-        return f"in={self.n_in}, sub={self.n_sub}, S={len(self.functions)}, grid={self.grid_size}, k={self.k}"
+        return (f"in={self.n_in}, sub={self.n_sub}, S={len(self.functions)}, grid={self.grid_size}, "
+                f"k={self.k}, basis={self.basis_name}")  # fmt: skip
 
     def gates(self) -> Tensor:
         """Gate values ``(in, n_sub, S + 1)``: samples in training, deterministic in eval."""
@@ -130,13 +136,26 @@ class S2Layer(nn.Module):
         return (deterministic_gate(self.log_alpha) * self.mask) > 0
 
     def greville(self) -> Tensor:
-        """Greville abscissae ``(in, G + k)``: the coefficients of the identity spline."""
+        """Coefficients ``(in, n_basis)`` of the identity spline ``spline(x) = x``.
+
+        For B-splines these are the Greville abscissae (exact); for other basis families a
+        least-squares fit of ``x`` on the fitted range of each input's grid.
+        """
         g = self.grid
-        return torch.stack([g[:, b + 1 : b + self.k + 1].mean(1) for b in range(self.n_basis)], 1)
+        if self.basis_name == "bspline":
+            return torch.stack([g[:, b + 1 : b + self.k + 1].mean(1) for b in range(self.n_basis)], 1)
+        from physkan.kan.layer import _lstsq
+
+        interior = self.basis.interior(g, self.k)
+        lo, hi = interior[:, 0], interior[:, -1]
+        t = torch.linspace(0.0, 1.0, 4 * self.n_basis + 8, dtype=g.dtype, device=g.device)
+        xs = lo[:, None] + (hi - lo)[:, None] * t  # (in, M)
+        values = self.basis.evaluate(xs.T, g, self.k).permute(1, 0, 2)  # (in, M, nb)
+        return _lstsq(values, xs[..., None], ridge=1e-10)[..., 0]
 
     # ------------------------------------------------------------------ evaluation
     def spline_basis(self, x: Tensor) -> Tensor:
-        """``(N, in) -> (N, in, G + k)`` B-spline basis on each input's grid."""
+        """``(N, in) -> (N, in, n_basis)`` values of the layer's basis family on each input's grid."""
         return self.basis.evaluate(x, self.grid, self.k)
 
     def spline_values(self, x: Tensor) -> Tensor:

@@ -32,6 +32,7 @@ class S2KAN(nn.Module):
         seed: seed of the parameter initialisation.
         resolution: relative precision of the data used by the MDL data cost.
         use_spline: give every edge a spline term.
+        basis: basis family of the spline terms (``[model].basis``; default B-splines).
 
     ``forward`` maps ``(N, n_in) -> (N, n_out)`` and is differentiable to any order.
     """
@@ -48,9 +49,11 @@ class S2KAN(nn.Module):
         seed: int = 0,
         resolution: float = 1e-5,
         use_spline: bool = True,
+        basis: str = "bspline",
     ) -> None:
         super().__init__()
         self.width = parse_width(list(width))
+        self.basis = basis
         self.grid_size, self.k, self.seed = grid, k, seed
         self.resolution, self.use_spline = resolution, use_spline
         n_in, n_out = sum(self.width[0]), sum(self.width[-1])
@@ -69,7 +72,7 @@ class S2KAN(nn.Module):
                 n_add, n_mult = self.width[lyr + 1]
                 layers.append(
                     S2Layer(sum(self.width[lyr]), n_add + MULT_ARITY * n_mult, library,
-                            grid=grid, k=k, use_spline=use_spline)
+                            grid=grid, k=k, use_spline=use_spline, basis=basis)
                 )  # fmt: skip
             self.layers = nn.ModuleList(layers)
             self._seed_products()
@@ -204,6 +207,7 @@ class S2KAN(nn.Module):
             "seed": self.seed,
             "resolution": self.resolution,
             "use_spline": self.use_spline,
+            "basis": self.basis,
         }
 
     @classmethod

@@ -11,6 +11,15 @@ Euler–Lagrange, conservation, metric, or a plugin's) and turns its mean-square
 each step by the :class:`MDLRamp` callback (0 during warm-up, then ramped in). The callback
 writes ``λ`` into the objective held by the LightningModule, so it works unchanged in every
 DDP worker.
+
+Degenerate gate samples: a hard-concrete sample can close *every* term a physics loss needs
+at once, e.g. all velocity terms of a Lagrangian, whose mass matrix is then exactly zero
+(:class:`~physkan.physics.SingularHessianError`). Such a sample describes no dynamics; it
+carries no gradient for the gates either (every clamped gate is flat at 0). The objective
+draws a fresh sample instead (up to :data:`RESAMPLES` times) and, if the gates are so closed
+that every draw is degenerate, evaluates the deterministic gates; only a model whose
+deterministic gates are degenerate too raises (the schedule then rolls back, see
+:func:`physkan.s2kan.train.mdl_phase`).
 """
 
 from __future__ import annotations
@@ -24,10 +33,14 @@ import torch
 from pytorch_lightning.callbacks import Callback
 from torch import Tensor
 
+from physkan.physics.lagrangian import SingularHessianError
 from physkan.s2kan.mdl import precision_floor
 from physkan.train.objectives import Batch, ModelFn, Objective
 
-__all__ = ["MDLObjective", "MDLRamp", "objective_floor", "ramp"]
+__all__ = ["RESAMPLES", "MDLObjective", "MDLRamp", "objective_floor", "ramp"]
+
+#: fresh gate samples drawn when a sample leaves the physics loss undefined.
+RESAMPLES = 4
 
 #: batch key whose variance sets the residual scale of a built-in objective.
 _TARGET_KEYS = ("y", "qddot")
@@ -67,11 +80,26 @@ class MDLObjective:
     lam: float = 0.0
 
     def loss(self, model: ModelFn, batch: Batch) -> Tensor:
-        data = 0.5 * torch.log2(self.base.loss(model, batch) + self.floor)
+        network: Any = getattr(model, "model", model)  # the engine passes a RecordingModel
+        data = 0.5 * torch.log2(self._base_loss(model, network, batch) + self.floor)
         if self.lam <= 0:
             return data
-        network: Any = getattr(model, "model", model)  # the engine passes a RecordingModel
         return data + self.lam * network.model_cost_bits(self.n) / self.n
+
+    def _base_loss(self, model: ModelFn, network: Any, batch: Batch) -> Tensor:
+        """The base loss on a non-degenerate gate sample (see the module docstring)."""
+        for _ in range(RESAMPLES + 1):
+            try:
+                return self.base.loss(model, batch)
+            except SingularHessianError:
+                if not getattr(network, "training", False):
+                    raise  # deterministic gates: nothing to redraw
+        was = network.training
+        network.eval()  # every draw degenerate: the deterministic gates (raises if they are too)
+        try:
+            return self.base.loss(model, batch)
+        finally:
+            network.train(was)
 
     def grid_samples(self, batch: Batch) -> Tensor:
         return self.base.grid_samples(batch)

@@ -9,8 +9,11 @@
    masked out;
 3. **MDL phase** – Adam on :class:`~physkan.s2kan.objective.MDLObjective`
    (``½ log2(loss + floor) + λ(t) L_model / N``) with hard-concrete gates; ``λ`` ramps from 0
-   to 1 (:class:`~physkan.s2kan.objective.MDLRamp`);
+   to 1 (:class:`~physkan.s2kan.objective.MDLRamp`); gate samples that leave the objective
+   undefined are redrawn, and a phase whose deterministic gates do too is undone;
 4. **prune** – gates with ``P(open) < 0.5`` close for good, survivors become hard (``z = 1``);
+   closed terms are re-opened (most probable first) while the objective is undefined, so a
+   Lagrangian never loses its whole kinetic term;
 5. **refit** – LBFGS on the survivors' continuous parameters;
 6. **polish** – greedy MDL moves: close one term (then refit) or swap a spline for a library
    function, kept only when the total description length drops (short in-process LBFGS refits
@@ -32,6 +35,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from physkan.physics.lagrangian import SingularHessianError
 from physkan.s2kan.gates import open_logit
 from physkan.s2kan.levenberg import levenberg_marquardt
 from physkan.s2kan.mdl import MDLParts
@@ -294,21 +298,60 @@ def _fold_exp(cand, layer, i: int, j: int, s: int) -> float:
     return folded
 
 
-def mdl_phase(model: S2KAN, objective: Objective, batch: Batch, cfg: S2KANTrainConfig) -> None:
-    """Adam (engine) on the MDL objective with sampled gates and a ramped model cost."""
+def mdl_phase(model: S2KAN, objective: Objective, batch: Batch, cfg: S2KANTrainConfig) -> bool:
+    """Adam (engine) on the MDL objective with sampled gates and a ramped model cost.
+
+    Degenerate gate samples are redrawn by :class:`MDLObjective`; should the deterministic
+    gates themselves leave the objective undefined (e.g. every velocity term of a Lagrangian
+    closed: :class:`~physkan.physics.SingularHessianError`), the phase is undone and the model
+    goes on from its symbolic initialisation. Returns whether the phase was kept."""
     n = _n(batch)
     mdl = MDLObjective(objective, n, objective_floor(batch, model.resolution))
-    _fit(model, mdl, batch, cfg, steps=cfg.mdl_steps, optimizer="adam", lr=cfg.lr,
-         param_lr={"log_alpha": cfg.gate_lr}, callbacks=[MDLRamp(cfg.mdl_steps, cfg.ramp_fraction)])  # fmt: skip
+    saved = copy.deepcopy(model.state_dict())
+    try:
+        _fit(model, mdl, batch, cfg, steps=cfg.mdl_steps, optimizer="adam", lr=cfg.lr,
+             param_lr={"log_alpha": cfg.gate_lr}, callbacks=[MDLRamp(cfg.mdl_steps, cfg.ramp_fraction)])  # fmt: skip
+    except SingularHessianError as err:
+        model.load_state_dict(saved)
+        if cfg.verbose:
+            print(f"[s2kan] MDL phase undone (degenerate model: {str(err)[:80]}...)")
+        return False
+    return True
 
 
-def prune(model: S2KAN, threshold: float = 0.5) -> None:
-    """Close gates with ``P(open) < threshold`` for good; the rest become hard ones."""
+def prune(model: S2KAN, threshold: float = 0.5, objective: Objective | None = None,
+          batch: Batch | None = None) -> list[tuple[int, int, int, int]]:  # fmt: skip
+    """Close gates with ``P(open) < threshold`` for good; the rest become hard ones.
+
+    With ``objective`` and ``batch``, pruning never leaves a model the objective cannot
+    evaluate (a Lagrangian without kinetic term has a singular mass matrix): while the loss is
+    not finite, the closed term with the highest ``P(open)`` is re-opened. Returns the
+    re-opened terms ``(layer, in, subnode, term)``."""
     with torch.no_grad():
-        for layer in model.layers:
-            keep = layer.open_probability() >= threshold
+        prob = [layer.open_probability().detach().clone() for layer in model.layers]
+        closed = []
+        for lyr, (layer, p) in enumerate(zip(model.layers, prob, strict=True)):
+            keep = p >= threshold
+            dropped = ((layer.mask > 0) & ~keep).nonzero().tolist()
+            closed += [(float(p[i, j, s]), lyr, i, j, s) for i, j, s in dropped]
             layer.mask.mul_(keep.to(layer.mask))
             layer.hard.fill_(1.0)
+    reopened: list[tuple[int, int, int, int]] = []
+    if objective is None or batch is None:
+        return reopened
+    closed.sort(reverse=True)
+    for _p, lyr, i, j, s in closed:
+        if math.isfinite(float(_loss(model, objective, batch))):
+            return reopened
+        with torch.no_grad():
+            model.layers[lyr].mask[i, j, s] = 1.0
+        reopened.append((lyr, i, j, s))
+    if math.isfinite(float(_loss(model, objective, batch))):
+        return reopened
+    with torch.no_grad():  # not a closed term's fault: leave the pruning as it was
+        for lyr, i, j, s in reopened:
+            model.layers[lyr].mask[i, j, s] = 0.0
+    return []
 
 
 def _continuous(model: S2KAN) -> list[torch.nn.Parameter]:
@@ -477,7 +520,9 @@ def train_s2kan(
     report("init")
     mdl_phase(model, objective, batch, cfg)
     report("mdl")
-    prune(model)
+    reopened = prune(model, objective=objective, batch=batch)
+    if reopened:
+        report(f"prune re-opened {reopened} (the objective needs them)")
     refit(model, objective, batch, iters=cfg.refit_iters, cfg=cfg)
     report("prune+refit")
     if cfg.polish:

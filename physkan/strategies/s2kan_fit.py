@@ -51,9 +51,9 @@ def s2kan_config(spec: ProblemSpec, steps: int = DISCOVER_MDL_STEPS, warmup_gate
 
 
 def s2kan_model(spec: ProblemSpec, width: list, inputs: list[str], outputs: list[str]) -> S2KAN:
-    """An S2KAN (float64) with the problem file's grid, order, library and seed."""
+    """An S2KAN (float64) with the problem file's grid, order, basis, library and seed."""
     return S2KAN(width, spec.discover.library, grid=spec.model.grid, k=spec.model.k, variables=inputs,
-                 outputs=outputs, seed=spec.model.seed).double()  # fmt: skip
+                 outputs=outputs, seed=spec.model.seed, basis=spec.model.basis).double()  # fmt: skip
 
 
 def kinetic_teacher(state: Tensor) -> dict[str, Tensor]:
@@ -76,6 +76,6 @@ def fit_s2kan(spec: ProblemSpec, data: Dataset, width: list, *, log_space: bool 
         library = list(dict.fromkeys([*LOG_LIBRARY, *(library or [])]))
     res = s2kan_discover(data.x_train, data.y_train, data.x_test, data.y_test, data.inputs, data.outputs,
                          width=width, transform="log" if log_space else "identity",
-                         library=library, grid=spec.model.grid, seed=spec.model.seed,
+                         library=library, grid=spec.model.grid, seed=spec.model.seed, basis=spec.model.basis,
                          config=s2kan_config(spec, warmup_gate=warmup_gate))  # fmt: skip
     return res

@@ -27,6 +27,7 @@ __all__ = [
     "formula_error",
     "lambdify_numpy",
     "lambdify_torch",
+    "register_torch_function",
     "snap_constants",
     "snap_to_data",
     "snap_value",
@@ -317,7 +318,19 @@ def to_latex(expr: sympy.Expr, *, digits: int | None = None) -> str:
 
 
 class _TorchLambdaPrinter(LambdaPrinter):
-    """LambdaPrinter whose output only uses names of :data:`_TORCH_NAMESPACE`."""
+    """LambdaPrinter whose output only uses names of :data:`_TORCH_NAMESPACE`.
+
+    A sympy function with a torch implementation registered by
+    :func:`register_torch_function` is printed as a plain call ``name(args)``, before any
+    rewrite sympy's printer would apply (``sinc`` would become a Python ``if``/``else``,
+    which cannot branch on a tensor).
+    """
+
+    def _print(self, expr, **kwargs) -> str:
+        if isinstance(expr, sympy.Function) and type(expr).__name__ in _PLUGIN_TORCH:
+            args = ", ".join(self._print(a) for a in expr.args)
+            return f"{type(expr).__name__}({args})"
+        return super()._print(expr, **kwargs)
 
     def _print_sign(self, expr: sympy.Expr) -> str:
         return f"sign({self._print(expr.args[0])})"
@@ -364,6 +377,40 @@ _TORCH_NAMESPACE.update(
     abs=abs,
     heaviside=_tensorise(lambda t: (t > 0).to(t.dtype) + 0.5 * (t == 0).to(t.dtype)),
 )
+
+
+#: printed sympy function name -> torch implementation, added by plugins
+#: (:attr:`physkan.plugins.SymbolicLibraryRecord.torch_functions`).
+_PLUGIN_TORCH: dict[str, Callable[..., Tensor]] = {}
+
+
+def register_torch_function(name: str, fn: Callable[..., Tensor]) -> None:
+    """Evaluate the sympy function printed as ``name`` with ``fn`` in :func:`lambdify_torch`.
+
+    ``fn`` receives the printed arguments (tensors, or Python numbers for constant
+    arguments such as the order of ``besselj(0, x)``).
+
+    Raises:
+        ValueError: ``name`` is a built-in name of the torch evaluator (``sin``, ``exp`` ...)
+            or already registered; built-ins are never replaced.
+        TypeError: ``fn`` is not callable.
+    """
+    if not isinstance(name, str) or not name.isidentifier():
+        raise ValueError(f"torch function name must be an identifier, got {name!r}")
+    if not callable(fn):
+        raise TypeError(f"torch function {name!r} must be callable, got {type(fn).__name__}")
+    if name in _TORCH_NAMESPACE and name not in _PLUGIN_TORCH:
+        raise ValueError(f"torch function {name!r} is built in and cannot be replaced")
+    if name in _PLUGIN_TORCH:
+        raise ValueError(f"torch function {name!r} is already registered")
+    _PLUGIN_TORCH[name] = fn
+    _TORCH_NAMESPACE[name] = fn
+
+
+def unregister_torch_function(name: str) -> None:
+    """Remove a function added by :func:`register_torch_function` (no-op if absent)."""
+    if _PLUGIN_TORCH.pop(name, None) is not None:
+        _TORCH_NAMESPACE.pop(name, None)
 
 
 def lambdify_torch(

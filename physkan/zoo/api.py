@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from physkan.zoo import store
+from physkan.zoo import _fs, store
 from physkan.zoo.card import ModelCard, ZooError, parse_spec
 from physkan.zoo.client import ZooCache, ZooClient, fetch_to_cache
 from physkan.zoo.local import LocalZoo, ModelRef, default_cache_dir, default_zoo_dir
@@ -183,7 +183,10 @@ def pull(
     if target.is_dir():
         target = target / f"{ref.name}-{ref.version}.h5"
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".tmp-{os.getpid()}-{target.name}")
-    shutil.copyfile(ref.path, tmp)
-    os.replace(tmp, target)
+    tmp = _fs.temp_path(target.parent, suffix=target.suffix or ".h5")
+    try:
+        shutil.copyfile(ref.path, tmp)
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
     return target

@@ -47,7 +47,7 @@ def validate_name(name: str, what: str = "model name") -> str:
     Legal names match ``^[a-z0-9][a-z0-9._-]{0,63}$`` and contain no ``..``; so
     a name is always a single, harmless path component.
     """
-    if not isinstance(name, str) or not _NAME_RE.match(name) or ".." in name:
+    if not isinstance(name, str) or not _NAME_RE.fullmatch(name) or ".." in name:
         raise ZooError(
             f"invalid {what} {name!r}: use 1-64 characters from a-z 0-9 . _ -, "
             "starting with a letter or digit, without '..' or slashes"
@@ -167,6 +167,11 @@ class Spec:
         return f"{self.name}@{self.alias}" if self.alias else self.name
 
 
+def _is_ascii_digits(text: str) -> bool:
+    """True for ``"0"``-``"9"`` only: ``str.isdigit`` also accepts ``"³"`` and ``"٣"``."""
+    return bool(text) and text.isascii() and text.isdigit()
+
+
 def parse_spec(spec: str) -> Spec:
     """Parse ``"name"``, ``"name:VERSION"`` or ``"name@ALIAS"``.
 
@@ -179,13 +184,18 @@ def parse_spec(spec: str) -> Spec:
         raise ZooError(f"invalid model spec {spec!r}: give a version or an alias, not both")
     if ":" in spec:
         name, _, ver = spec.partition(":")
-        if not ver.isdigit() or int(ver) < 1:
-            raise ZooError(f"invalid model spec {spec!r}: the version must be a positive integer")
+        if not _is_ascii_digits(ver) or int(ver) < 1:
+            raise ZooError(
+                f"invalid model spec {spec!r}: the version must be a positive integer "
+                "(ASCII digits 0-9)"
+            )
         return Spec(validate_name(name), version=int(ver))
     if "@" in spec:
         name, _, alias = spec.partition("@")
         validate_name(alias, "alias")
-        if alias.isdigit():
+        if _is_ascii_digits(alias):
+            if int(alias) < 1:
+                raise ZooError(f"invalid model spec {spec!r}: versions start at 1")
             return Spec(validate_name(name), version=int(alias))
         return Spec(validate_name(name), alias=alias)
     return Spec(validate_name(spec))

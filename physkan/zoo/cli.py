@@ -2,13 +2,15 @@
 
 Attach with ``cli.add_command(zoo_group)``. Every user mistake (bad spec,
 missing model, unreachable server, bad token) ends with one ``Error: ...``
-line on stderr and exit code 2; ``verify`` exits 1 when a file is corrupt.
+line on stderr and exit code 2 (damaged or hostile files included: their
+h5py/JSON errors are caught too); ``verify`` exits 1 when a file is corrupt.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -18,7 +20,7 @@ import click
 
 from physkan.zoo.card import ZooError, parse_spec
 
-__all__ = ["ZooCliError", "zoo_group"]
+__all__ = ["DATA_ERRORS", "ZooCliError", "describe_error", "zoo_group"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -29,19 +31,76 @@ class ZooCliError(click.ClickException):
     exit_code = 2
 
 
-def _friendly(fn: F) -> F:
-    """Turn :class:`ZooError` (and OS errors on user paths) into :class:`ZooCliError`."""
+#: What reading a damaged or hostile file can raise (h5py, json, numpy and
+#: pydantic errors are subclasses of these); reported as one line, never a traceback.
+DATA_ERRORS: tuple[type[BaseException], ...] = (
+    ValueError,
+    KeyError,
+    TypeError,
+    IndexError,
+    RuntimeError,
+    OverflowError,
+    MemoryError,
+)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def describe_error(exc: BaseException) -> str:
+    """A one-line message for an error met while handling a zoo file."""
+    if isinstance(exc, ZooError):
+        return _one_line(str(exc))
+    if isinstance(exc, OSError):
+        return _one_line(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "))
+    return _one_line(f"unreadable or corrupt data ({type(exc).__name__}: {exc})")
+
+
+class _Collect(logging.Handler):
+    """Keeps the ``physkan.zoo`` warnings of one command (e.g. damaged files skipped)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(_one_line(record.getMessage()))
+
+
+def _friendly(fn: F, *, collect_warnings: bool = True) -> F:
+    """Turn :class:`ZooError`, OS errors and data errors into one-line :class:`ZooCliError`.
+
+    With ``collect_warnings`` the zoo's warnings (damaged files skipped) are
+    printed as ``warning: ...`` lines on stderr when the command succeeds; a
+    failing command prints only its ``Error:`` line, which says what went wrong.
+    """
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        logger = logging.getLogger("physkan.zoo")
+        handler, propagate = _Collect(), logger.propagate
+        if collect_warnings:
+            logger.addHandler(handler)
+            logger.propagate = False
         try:
-            return fn(*args, **kwargs)
-        except ZooError as exc:
-            raise ZooCliError(str(exc)) from None
-        except OSError as exc:
-            raise ZooCliError(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": ")) from None
+            result = fn(*args, **kwargs)
+        except (ZooError, OSError, *DATA_ERRORS) as exc:
+            raise ZooCliError(describe_error(exc)) from None
+        finally:
+            if collect_warnings:
+                logger.removeHandler(handler)
+                logger.propagate = propagate
+        for line in handler.lines:
+            click.echo(f"warning: {line}", err=True)
+        return result
 
     return wrapper  # type: ignore[return-value]
+
+
+def _friendly_long_running(fn: F) -> F:
+    """:func:`_friendly` for ``serve``: its warnings go to the log as they happen."""
+    return _friendly(fn, collect_warnings=False)
 
 
 def _zoo(root: Path | None) -> Any:
@@ -181,9 +240,18 @@ def push_cmd(file: str, url: str | None, token: str | None, root: Path | None) -
 
 @zoo_group.command("verify")
 @click.argument("target", required=False, type=click.Path(path_type=Path))
+@click.option(
+    "--repair",
+    is_flag=True,
+    help="Also remove temp files and reservations left by killed writers, and rebuild the index.",
+)
 @_friendly
-def verify_cmd(target: Path | None) -> None:
-    """Check the sha256 of one zoo file, or of every file in a zoo directory."""
+def verify_cmd(target: Path | None, repair: bool) -> None:
+    """Check the sha256 of one zoo file, or of every file in a zoo directory.
+
+    Prints one line per file (FAIL lines say why) and exits 1 if any is damaged.
+    Damaged files are never deleted; a zoo serves its healthy versions around them.
+    """
     from physkan.zoo.local import LocalZoo, default_zoo_dir
     from physkan.zoo.store import verify_file
 
@@ -191,17 +259,27 @@ def verify_cmd(target: Path | None) -> None:
     if not target.exists():
         raise ZooError(f"{target}: no such file or directory")
     if target.is_file():
-        results: list[tuple[Path, str | None]] = []
+        if repair:
+            raise ZooError("--repair works on a zoo directory, not on a single file")
         try:
             verify_file(target)
-            results.append((target, None))
-        except ZooError as exc:
-            results.append((target, str(exc)))
+            results: list[tuple[Path, str | None]] = [(target, None)]
+        except (ZooError, OSError, *DATA_ERRORS) as exc:
+            results = [(target, describe_error(exc))]
     else:
-        results = LocalZoo(target).verify()
+        zoo = LocalZoo(target)
+        results = zoo.verify()
+        if repair:
+            for path in zoo.cleanup():
+                click.echo(f"removed {path}")
+            zoo.rebuild_index()
+        else:
+            for path in zoo.stale_files():
+                click.echo(f"stale {path} (left by a killed writer; --repair removes it)")
     bad = [(p, e) for p, e in results if e]
     for path, err in results:
-        click.echo(f"{'FAIL' if err else 'ok  '} {path}" + (f": {err}" if err else ""))
+        why = f": {_one_line(err.removeprefix(f'{path}: '))}" if err else ""
+        click.echo(f"{'FAIL' if err else 'ok  '} {path}{why}")
     click.echo(f"{len(results) - len(bad)} ok, {len(bad)} failed")
     if bad:
         sys.exit(1)
@@ -213,27 +291,35 @@ def verify_cmd(target: Path | None) -> None:
 @root_option
 @click.option("--tokens-file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--max-upload-bytes", type=int, default=None, help="Default 256 MiB.")
+@click.option(
+    "--read-timeout",
+    type=float,
+    default=None,
+    envvar="PHYSKAN_ZOO_READ_TIMEOUT",
+    help="Seconds an upload body may stall before a 408 (default 30).",
+)
 @click.option("--log-level", default="info", show_default=True)
-@_friendly
+@_friendly_long_running
 def serve_cmd(
     host: str,
     port: int,
     root: Path | None,
     tokens_file: Path | None,
     max_upload_bytes: int | None,
+    read_timeout: float | None,
     log_level: str,
 ) -> None:
     """Serve a zoo directory over HTTP (FastAPI + uvicorn)."""
-    from physkan.zoo.server import DEFAULT_MAX_UPLOAD_BYTES, load_tokens, run_server
+    from physkan.zoo.server import load_tokens, run_server
 
     tokens = load_tokens(tokens_file)
-    limit = max_upload_bytes or DEFAULT_MAX_UPLOAD_BYTES
     run_server(
         _zoo(root).root,
         host=host,
         port=port,
         tokens=tokens,
-        max_upload_bytes=limit,
+        max_upload_bytes=max_upload_bytes,
+        read_timeout=read_timeout,
         log_level=log_level,
     )
 

@@ -6,6 +6,15 @@ model, ``CACHE/<name>/refs.json`` mapping the ref that was asked for
 is revalidated with ``If-None-Match: "<sha256>"``; ``304`` means it is still
 current, so nothing is downloaded. Pinned versions are immutable and are
 served from the cache without asking the server.
+
+The server is not trusted. Every answer is checked before it is used: the
+status code, the JSON shape (pydantic, strict), the ``ETag`` (a quoted
+sha256) and ``X-Zoo-Version`` (an ASCII integer >= 1) headers. A download is
+streamed into a temp file under a byte cap and a deadline, then fully
+verified (payload sha256 = ETag, card name = the name asked for, card version
+= ``X-Zoo-Version`` = the version asked for) before it is moved into place.
+File names are built from the (locally validated) spec and the checked
+version only. Anything wrong raises :class:`~physkan.zoo.card.ZooError`.
 """
 
 from __future__ import annotations
@@ -13,17 +22,44 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from physkan.zoo import _fs
-from physkan.zoo.card import Spec, ZooError, parse_spec
+from physkan.zoo.card import ModelCard, Spec, ZooError, parse_spec, validate_name
 from physkan.zoo.local import ModelRef
-from physkan.zoo.store import read_header, verify_file
+from physkan.zoo.store import StoredModel, read_header, read_model_file
 
-__all__ = ["Download", "ZooCache", "ZooClient", "ZooConnectionError", "fetch_to_cache"]
+__all__ = [
+    "DEFAULT_DOWNLOAD_TIMEOUT_S",
+    "DEFAULT_MAX_DOWNLOAD_BYTES",
+    "MAX_DOWNLOAD_ENV",
+    "Download",
+    "ZooCache",
+    "ZooClient",
+    "ZooConnectionError",
+    "fetch_to_cache",
+    "remove_stale_temps",
+]
+
+DEFAULT_MAX_DOWNLOAD_BYTES = 512 * 1024 * 1024
+"""Largest model file a client downloads unless told otherwise (the server's
+default upload limit is 256 MiB)."""
+MAX_DOWNLOAD_ENV = "PHYSKAN_ZOO_MAX_DOWNLOAD_BYTES"
+DEFAULT_DOWNLOAD_TIMEOUT_S = 900.0
+"""Wall-clock deadline of one whole download (the per-read timeout is separate)."""
+MAX_JSON_BYTES = 32 * 1024 * 1024
+_MAX_ERROR_BYTES = 64 * 1024
+_STALE_TEMP_S = 3600.0
+_SHA_RE = re.compile(r"[0-9a-f]{64}")
+_ETAG_RE = re.compile(r'(?:W/)?"([0-9a-f]{64})"')
+_DIGITS_RE = re.compile(r"[0-9]{1,18}")  # str patterns: [0-9] is ASCII only
 
 
 class ZooConnectionError(ZooError):
@@ -32,6 +68,142 @@ class ZooConnectionError(ZooError):
 
 def _etag(sha: str) -> str:
     return f'"{sha}"'
+
+
+def _printable(text: str, limit: int = 300) -> str:
+    """Server text made safe for one terminal line: no control characters, bounded."""
+    clean = "".join(c if c.isprintable() else " " for c in str(text))
+    return clean if len(clean) <= limit else clean[:limit] + "…"
+
+
+def _positive_int(text: str | None, what: str) -> int:
+    """``text`` as an integer >= 1 if it is 1-18 ASCII digits, else raise ``ValueError``."""
+    if text is None:
+        raise ValueError(f"missing {what}")
+    if not _DIGITS_RE.fullmatch(text.strip()) or int(text) < 1:
+        raise ValueError(f"{what} {_printable(text, 40)!r} is not a positive integer")
+    return int(text)
+
+
+def max_download_bytes_from_env() -> int:
+    """``$PHYSKAN_ZOO_MAX_DOWNLOAD_BYTES`` if set (checked), else the default cap."""
+    raw = os.environ.get(MAX_DOWNLOAD_ENV)
+    if raw is None or not raw.strip():
+        return DEFAULT_MAX_DOWNLOAD_BYTES
+    try:
+        return _positive_int(raw, MAX_DOWNLOAD_ENV)
+    except ValueError as exc:
+        raise ZooError(f"{exc} (give a number of bytes, e.g. 536870912)") from None
+
+
+# -- the shapes of the server's JSON answers ---------------------------------
+# Strict: no "5" for 5, no true for 1. Unknown extra keys are allowed, so a
+# newer server may add fields.
+
+_Name = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")]
+_Sha = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+_Version = Annotated[int, Field(ge=1)]
+_Metric = Annotated[float, Field(strict=False)]  # "NaN"/"Infinity" are JSON strings
+
+
+class _Answer(BaseModel):
+    model_config = ConfigDict(strict=True, extra="allow")
+
+
+_A = TypeVar("_A", bound=_Answer)
+
+
+class _Summary(_Answer):
+    name: _Name
+    latest_version: _Version
+    versions: _Version
+    problem: str
+    formula: str
+    tags: list[str]
+    aliases: dict[str, _Version] = Field(default_factory=dict)
+    metrics: dict[str, _Metric] = Field(default_factory=dict)
+    sha256: _Sha | None = None
+
+
+class _ModelList(_Answer):
+    items: list[_Summary]
+    total: Annotated[int, Field(ge=0)]
+    page: _Version
+    per_page: _Version
+
+
+class _VersionInfo(_Answer):
+    version: _Version
+    sha256: _Sha
+    card: dict[str, Any]
+
+
+class _ModelInfo(_Answer):
+    name: _Name
+    aliases: dict[str, _Version]
+    versions: list[_VersionInfo]
+
+
+class _Uploaded(_Answer):
+    name: _Name
+    version: _Version
+    sha256: _Sha
+
+
+class _AliasSet(_Answer):
+    name: _Name
+    alias: str
+    version: _Version
+
+
+class _Health(_Answer):
+    status: str
+
+
+def _reasons(exc: ValidationError) -> str:
+    parts = [
+        f"{'.'.join(str(p) for p in err['loc']) or '<answer>'}: {err['msg']}"
+        for err in exc.errors()[:5]
+    ]
+    return _printable("; ".join(parts), 400)
+
+
+def check_zoo_file(path: Path, source: str, max_bytes: int | None = None) -> StoredModel:
+    """Fully read and hash-check an untrusted zoo file; any failure is a :class:`ZooError`.
+
+    :func:`~physkan.zoo.store.read_model_file` first runs the HDF5 safety
+    check (:mod:`physkan.zoo.hdf5_guard`: no links out of the file, declared
+    data at most ``max_bytes`` and the file's size). A hostile file that trips
+    the reader in an unexpected way is refused like a corrupt one.
+    """
+    try:
+        return read_model_file(path, verify=True, max_bytes=max_bytes)
+    except ZooError as exc:
+        raise ZooError(str(exc).replace(str(path), source)) from None
+    except Exception as exc:  # untrusted bytes: whatever the reader trips on, refuse the file
+        raise ZooError(f"{source}: not a valid zoo file ({type(exc).__name__}: {exc})") from None
+
+
+def remove_stale_temps(directory: Path, max_age_s: float = _STALE_TEMP_S) -> list[Path]:
+    """Delete abandoned ``.tmp-*`` files in ``directory``; return what was removed.
+
+    A temp file is abandoned when its writer process is gone (its pid is in
+    the name, see :func:`physkan.zoo._fs.clean_stale_temps`) or when it is
+    older than ``max_age_s``: longer than a download may take, so this also
+    covers a pid that was reused by an unrelated process.
+    """
+    removed = _fs.clean_stale_temps(directory)
+    if not directory.is_dir():
+        return removed
+    now = time.time()
+    for entry in directory.iterdir():
+        if not entry.name.startswith(_fs.TEMP_PREFIX):
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            if entry.is_file() and now - entry.stat().st_mtime > max_age_s:
+                entry.unlink()
+                removed.append(entry)
+    return removed
 
 
 @dataclass(frozen=True)
@@ -46,17 +218,42 @@ class Download:
 
 
 class ZooClient:
-    """A thin, typed client for the zoo server's REST API."""
+    """A typed client for the zoo server's REST API that checks every answer.
+
+    ``timeout`` bounds connecting and each read; ``download_timeout`` bounds a
+    whole download; ``max_download_bytes`` caps a model file (default
+    ``$PHYSKAN_ZOO_MAX_DOWNLOAD_BYTES`` or 512 MiB).
+    """
 
     def __init__(
-        self, url: str | None = None, token: str | None = None, *, timeout: float = 60.0
+        self,
+        url: str | None = None,
+        token: str | None = None,
+        *,
+        timeout: float = 60.0,
+        max_download_bytes: int | None = None,
+        download_timeout: float = DEFAULT_DOWNLOAD_TIMEOUT_S,
     ) -> None:
         import httpx
 
         url = url or os.environ.get("PHYSKAN_ZOO_URL")
         if not url:
             raise ZooError("no zoo server URL: pass --url/url= or set PHYSKAN_ZOO_URL")
+        if not url.startswith(("http://", "https://")):
+            raise ZooError(
+                f"invalid zoo server URL {url!r}: it must start with http:// or https://"
+            )
+        if max_download_bytes is None:
+            max_download_bytes = max_download_bytes_from_env()
+        if type(max_download_bytes) is not int or max_download_bytes < 1:
+            raise ZooError(
+                f"max_download_bytes must be a positive integer, not {max_download_bytes!r}"
+            )
+        if not timeout > 0 or not download_timeout > 0:
+            raise ZooError("timeout and download_timeout must be positive numbers of seconds")
         self.url = url.rstrip("/")
+        self.max_download_bytes = int(max_download_bytes)
+        self.download_timeout = float(download_timeout)
         token = token or os.environ.get("PHYSKAN_ZOO_TOKEN")
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._http = httpx.Client(base_url=self.url, timeout=timeout, headers=headers)
@@ -71,28 +268,69 @@ class ZooClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+    # -- plumbing --------------------------------------------------------------
+    def _bad(self, what: str, why: str) -> ZooError:
+        return ZooError(f"zoo server {self.url} sent an invalid answer to {what}: {why}")
+
+    @staticmethod
+    def _read_capped(resp: Any, cap: int) -> tuple[bytes, bool]:
+        """At most ``cap`` bytes of the body, and whether there was more."""
+        buf = bytearray()
+        for chunk in resp.iter_bytes():
+            buf += chunk
+            if len(buf) > cap:
+                return bytes(buf[:cap]), True
+        return bytes(buf), False
+
+    @staticmethod
+    def _status_error(status: int, body: bytes) -> ZooError:
+        """The error for a 4xx/5xx answer, with the server's reason if it gave one."""
+        try:
+            data = json.loads(body)
+        except ValueError:
+            data = None
+        if isinstance(data, dict) and ("error" in data or "detail" in data):
+            msg = f"{data.get('error', 'error')}: {data.get('detail', '')}"
+        else:
+            msg = body.decode("utf-8", "replace")
+        return ZooError(f"zoo server answered {status} ({_printable(msg)})")
+
+    def _call(
+        self, method: str, path: str, what: str, expect: tuple[int, ...] = (200,), **kwargs: Any
+    ) -> Any:
+        """One JSON request: checked status, capped body, parsed JSON (shape unchecked)."""
         import httpx
 
         try:
-            return self._http.request(method, path, **kwargs)
+            with self._http.stream(method, path, **kwargs) as resp:
+                status = resp.status_code
+                cap = MAX_JSON_BYTES if status in expect else _MAX_ERROR_BYTES
+                body, more = self._read_capped(resp, cap)
         except httpx.HTTPError as exc:
             raise ZooConnectionError(f"cannot reach zoo server {self.url}: {exc}") from None
-
-    @staticmethod
-    def _check(resp: Any) -> Any:
-        if resp.status_code < 400:
-            return resp
+        if status >= 400:
+            raise self._status_error(status, body)
+        if status not in expect:
+            raise self._bad(what, f"unexpected HTTP status {status}")
+        if more:
+            raise self._bad(what, f"the answer is larger than {MAX_JSON_BYTES} bytes")
         try:
-            body = resp.json()
-            msg = f"{body.get('error', 'error')}: {body.get('detail', '')}"
+            return json.loads(body)
         except ValueError:
-            msg = resp.text[:200]
-        raise ZooError(f"zoo server answered {resp.status_code} ({msg})")
+            raise self._bad(what, "the answer is not JSON") from None
 
+    def _shaped(self, model: type[_A], data: Any, what: str) -> _A:
+        try:
+            return model.model_validate(data)
+        except ValidationError as exc:
+            raise self._bad(what, _reasons(exc)) from None
+
+    # -- endpoints -------------------------------------------------------------
     def health(self) -> dict[str, Any]:
         """``GET /healthz``."""
-        return self._check(self._request("GET", "/healthz")).json()
+        data = self._call("GET", "/healthz", "GET /healthz")
+        self._shaped(_Health, data, "GET /healthz")
+        return data
 
     def list_models(
         self,
@@ -106,11 +344,46 @@ class ZooClient:
         params = {"search": search, "tag": tag, "problem": problem, "page": page}
         params = {k: v for k, v in params.items() if v is not None}
         params["per_page"] = per_page
-        return self._check(self._request("GET", "/api/models", params=params)).json()
+        what = "the model list"
+        data = self._call("GET", "/api/models", what, params=params)
+        self._shaped(_ModelList, data, what)
+        return data
 
     def get_model(self, name: str) -> dict[str, Any]:
-        """``GET /api/models/{name}``: versions, aliases and cards."""
-        return self._check(self._request("GET", f"/api/models/{name}")).json()
+        """``GET /api/models/{name}``: versions, aliases and cards (each card checked)."""
+        validate_name(name)
+        what = f"the versions of {name!r}"
+        data = self._call("GET", f"/api/models/{name}", what)
+        info = self._shaped(_ModelInfo, data, what)
+        if info.name != name:
+            raise self._bad(what, f"it describes model {info.name!r}")
+        for i, entry in enumerate(info.versions):
+            try:
+                card = ModelCard.model_validate(entry.card)
+            except ValidationError as exc:
+                raise self._bad(what, f"versions.{i}.card: {_reasons(exc)}") from None
+            same = type(entry.card.get("version")) is int and card.version == entry.version
+            if card.name != name or not same:
+                raise self._bad(
+                    what,
+                    f"version {entry.version} has the card of {card.name}:{card.version}",
+                )
+        return data
+
+    def _version_header(self, headers: Any, what: str) -> int:
+        try:
+            return _positive_int(headers.get("X-Zoo-Version"), "X-Zoo-Version header")
+        except ValueError as exc:
+            raise self._bad(what, str(exc)) from None
+
+    def _etag_header(self, headers: Any, what: str) -> str:
+        raw = headers.get("ETag")
+        if raw is None:
+            raise self._bad(what, "missing ETag header")
+        match = _ETAG_RE.fullmatch(raw.strip())
+        if not match:
+            raise self._bad(what, f"ETag {_printable(raw, 80)!r} is not a quoted sha256")
+        return match.group(1)
 
     def download(
         self,
@@ -120,34 +393,37 @@ class ZooClient:
         etag: str | None = None,
         filename: str = "{version}.h5",
     ) -> Download:
-        """Stream a model file into ``directory`` (atomically, hash-verified).
+        """Stream a model file into ``directory`` (capped, verified, atomic).
 
         With ``etag`` (a sha256) the server may answer ``304``; then nothing
-        is written. ``filename`` is formatted with ``name`` and ``version``.
+        is written. ``filename`` is formatted with ``name`` and ``version``
+        (the spec's name and the checked version). Stale temp files of earlier,
+        killed downloads in ``directory`` are removed first.
         """
         import httpx
 
         spec = parse_spec(spec) if isinstance(spec, str) else spec
+        if etag is not None and not _SHA_RE.fullmatch(etag):
+            raise ZooError(f"invalid cached sha256 {etag!r}")
+        what = f"the download of {spec}"
         headers = {"If-None-Match": _etag(etag)} if etag else {}
         directory.mkdir(parents=True, exist_ok=True)
+        remove_stale_temps(directory, max(_STALE_TEMP_S, 2 * self.download_timeout))
         tmp = _fs.temp_path(directory)
         url = f"/api/models/{spec.name}/{spec.ref}/file"
         try:
             with self._http.stream("GET", url, headers=headers) as resp:
                 if resp.status_code == 304:
-                    return Download(304, spec.name, None, etag, None)
+                    return self._not_modified(resp, spec, etag, what)
                 if resp.status_code >= 400:
-                    resp.read()
-                    self._check(resp)
-                version = int(resp.headers["X-Zoo-Version"])
-                sha = resp.headers["ETag"].strip('W/"')
-                with open(tmp, "wb") as fh:
-                    for chunk in resp.iter_bytes(1 << 16):
-                        fh.write(chunk)
-                    fh.flush()
-                    os.fsync(fh.fileno())
-            if verify_file(tmp) != sha:
-                raise ZooError(f"download of {spec} does not match the server's sha256")
+                    raise self._status_error(
+                        resp.status_code, self._read_capped(resp, _MAX_ERROR_BYTES)[0]
+                    )
+                if resp.status_code != 200:
+                    raise self._bad(what, f"unexpected HTTP status {resp.status_code}")
+                version, sha = self._check_file_headers(resp.headers, spec, what)
+                self._stream_to(resp, tmp, what)
+            self._check_file(tmp, spec, version, sha, what)
             final = directory / filename.format(name=spec.name, version=version)
             _fs.publish(tmp, final, overwrite=True)
             return Download(200, spec.name, version, sha, final)
@@ -159,22 +435,103 @@ class ZooClient:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
 
+    def _not_modified(self, resp: Any, spec: Spec, etag: str | None, what: str) -> Download:
+        if not etag:
+            raise self._bad(what, "304 Not Modified, but no cached copy was offered")
+        if resp.headers.get("ETag") is not None and self._etag_header(resp.headers, what) != etag:
+            raise self._bad(what, "304 Not Modified with an ETag other than the cached one")
+        version = None
+        if resp.headers.get("X-Zoo-Version") is not None:
+            version = self._version_header(resp.headers, what)
+            if spec.version is not None and version != spec.version:
+                raise self._bad(what, f"asked for version {spec.version}, got {version}")
+        return Download(304, spec.name, version, etag, None)
+
+    def _check_file_headers(self, headers: Any, spec: Spec, what: str) -> tuple[int, str]:
+        """``(version, sha256)`` from a 200 answer's headers, checked against ``spec``."""
+        version = self._version_header(headers, what)
+        sha = self._etag_header(headers, what)
+        if spec.version is not None and version != spec.version:
+            raise self._bad(what, f"asked for version {spec.version}, got version {version}")
+        name = headers.get("X-Zoo-Name")
+        if name is not None and name != spec.name:
+            raise self._bad(what, f"asked for model {spec.name!r}, got {_printable(name, 80)!r}")
+        length = headers.get("Content-Length")
+        if length is not None:
+            if not _DIGITS_RE.fullmatch(length.strip()):
+                raise self._bad(what, f"Content-Length {_printable(length, 40)!r} is not a number")
+            if int(length) > self.max_download_bytes:
+                raise ZooError(self._too_big(what, f"{int(length)} bytes"))
+        return version, sha
+
+    def _too_big(self, what: str, size: str) -> str:
+        return (
+            f"{what} from {self.url} is {size}, more than the limit of "
+            f"{self.max_download_bytes} bytes (raise it with {MAX_DOWNLOAD_ENV} "
+            "or max_download_bytes=)"
+        )
+
+    def _stream_to(self, resp: Any, tmp: Path, what: str) -> None:
+        """Write the body to ``tmp`` (fsynced), aborting past the byte cap or the deadline."""
+        deadline = time.monotonic() + self.download_timeout
+        size = 0
+        with open(tmp, "wb") as fh:
+            for chunk in resp.iter_bytes():
+                size += len(chunk)
+                if size > self.max_download_bytes:
+                    raise ZooError(self._too_big(what, "larger than that"))
+                if time.monotonic() > deadline:
+                    raise ZooError(
+                        f"{what} from {self.url} took longer than {self.download_timeout:g} s"
+                    )
+                fh.write(chunk)
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def _check_file(self, tmp: Path, spec: Spec, version: int, sha: str, what: str) -> None:
+        """The downloaded file must be a valid zoo file with exactly the promised identity."""
+        stored = check_zoo_file(tmp, f"{what} from {self.url}", self.max_download_bytes)
+        if stored.sha256 != sha:
+            raise self._bad(what, "the file's sha256 does not match the ETag")
+        card = stored.card
+        if card.name != spec.name:
+            raise self._bad(what, f"asked for model {spec.name!r}, the file holds {card.name!r}")
+        if card.version != version:
+            raise self._bad(
+                what, f"X-Zoo-Version says {version}, the file holds version {card.version}"
+            )
+
     def upload(self, path: str | os.PathLike) -> dict[str, Any]:
         """``POST /api/models`` a zoo file; the server assigns the version."""
         path = Path(path)
-        verify_file(path)  # fail early, locally, with a clear message
+        stored = check_zoo_file(path, str(path))  # fail early, locally, with a clear message
+        what = f"the upload of {path.name}"
         with open(path, "rb") as fh:
-            resp = self._request(
-                "POST", "/api/models", content=fh, headers={"Content-Type": "application/x-hdf5"}
+            data = self._call(
+                "POST",
+                "/api/models",
+                what,
+                expect=(200, 201),
+                content=fh,
+                headers={"Content-Type": "application/x-hdf5"},
             )
-        return self._check(resp).json()
+        res = self._shaped(_Uploaded, data, what)
+        if res.name != stored.card.name:
+            raise self._bad(what, f"stored it as {res.name!r}, not {stored.card.name!r}")
+        return data
 
     def set_alias(self, name: str, alias: str, version: int) -> dict[str, Any]:
         """``PUT /api/models/{name}/aliases/{alias}`` with ``{"version": version}``."""
-        resp = self._request(
-            "PUT", f"/api/models/{name}/aliases/{alias}", json={"version": int(version)}
+        validate_name(name)
+        validate_name(alias, "alias")
+        what = f"setting {name}@{alias}"
+        data = self._call(
+            "PUT", f"/api/models/{name}/aliases/{alias}", what, json={"version": int(version)}
         )
-        return self._check(resp).json()
+        res = self._shaped(_AliasSet, data, what)
+        if (res.name, res.alias, res.version) != (name, alias, int(version)):
+            raise self._bad(what, f"it set {res.name}@{res.alias} -> {res.version}")
+        return data
 
 
 class ZooCache:
@@ -187,22 +544,26 @@ class ZooCache:
         return self.root / name / "refs.json"
 
     def _refs(self, name: str) -> dict[str, Any]:
-        with contextlib.suppress(OSError, ValueError):
+        with contextlib.suppress(OSError, ValueError, TypeError):
             return dict(json.loads(self._refs_path(name).read_text()))
         return {}
 
     def lookup(self, spec: Spec) -> ModelRef | None:
-        """The cached file for ``spec`` if present and its header hash is as recorded."""
+        """The cached file for ``spec`` if present, intact in its header and as recorded."""
         rec = self._refs(spec.name).get(spec.ref)
-        if not rec:
+        if not isinstance(rec, dict):
             return None
-        path = self.root / spec.name / f"{int(rec['version'])}.h5"
+        version, sha = rec.get("version"), rec.get("sha256")
+        if type(version) is not int or version < 1 or not isinstance(sha, str):
+            return None
+        path = self.root / spec.name / f"{version}.h5"
         try:
-            if read_header(path)[1] != rec["sha256"]:
-                return None
+            card, recorded = read_header(path)
         except ZooError:
             return None
-        return ModelRef(spec.name, int(rec["version"]), path, rec["sha256"])
+        if recorded != sha or card.name != spec.name or card.version != version:
+            return None
+        return ModelRef(spec.name, version, path, sha)
 
     def record(self, spec: Spec, version: int, sha: str) -> None:
         """Remember that ``spec`` resolved to ``version`` with hash ``sha``."""
@@ -223,21 +584,29 @@ class ZooCache:
 
 
 def fetch_to_cache(
-    spec: str | Spec, url: str | None, cache_dir: str | os.PathLike, *, revalidate: bool = True
+    spec: str | Spec,
+    url: str | None,
+    cache_dir: str | os.PathLike,
+    *,
+    revalidate: bool = True,
+    max_download_bytes: int | None = None,
 ) -> ModelRef:
     """Return a cached, current copy of ``spec``, downloading it if needed.
 
     Pinned versions in the cache are used as they are. Other refs are
     revalidated by ETag; if the server cannot be reached, a cached copy is
-    used with a warning.
+    used with a warning. ``max_download_bytes`` defaults to
+    ``$PHYSKAN_ZOO_MAX_DOWNLOAD_BYTES`` or 512 MiB. Temp files that killed
+    downloads left anywhere in the cache are removed first.
     """
     spec = parse_spec(spec) if isinstance(spec, str) else spec
     cache = ZooCache(cache_dir)
     cached = cache.lookup(spec)
     if cached and (spec.version is not None or not revalidate):
         return cached
+    _fs.clean_stale_temps(cache.root, recursive=True)  # left by killed pulls of any model
     try:
-        with ZooClient(url) as client:
+        with ZooClient(url, max_download_bytes=max_download_bytes) as client:
             res = client.download(
                 spec, cache.root / spec.name, etag=cached.sha256 if cached else None
             )
@@ -246,8 +615,14 @@ def fetch_to_cache(
             warnings.warn(f"{exc}; using cached {spec} (version {cached.version})", stacklevel=2)
             return cached
         raise
-    if res.status == 304 and cached:
+    if res.status == 304:
+        if cached is None or res.version not in (None, cached.version):
+            raise ZooError(
+                f"zoo server {url} answered 304 Not Modified for {spec}, but the cached copy "
+                f"is version {cached.version if cached else 'none'}"
+            )
         return cached
-    assert res.version is not None and res.sha256 is not None and res.path is not None
+    if res.version is None or res.sha256 is None or res.path is None:  # pragma: no cover
+        raise ZooError(f"download of {spec} returned no file")
     cache.record(spec, res.version, res.sha256)
     return ModelRef(spec.name, res.version, res.path, res.sha256)

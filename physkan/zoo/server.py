@@ -9,25 +9,34 @@ Endpoints (OpenAPI docs at ``/docs``)::
     POST /api/models                    raw HDF5 body, Bearer token
     PUT  /api/models/{name}/aliases/{alias}   {"version": N}, Bearer token
 
-Uploads are streamed to ``ROOT/.uploads/.tmp-<pid>-*.h5`` (size-limited),
-fully verified, then re-stamped with a fresh version and published with the
-crash-safe machinery of :mod:`physkan.zoo.local`. Errors are JSON
-``{"error": code, "detail": message}``.
+Uploads are streamed to ``ROOT/.uploads/.tmp-<pid>-*.h5`` (size-limited; a
+body that stalls for ``read_timeout`` seconds is answered 408 and dropped),
+checked by :mod:`physkan.zoo.hdf5_guard` (hard links only, no external or
+virtual data, declared data within the upload limit -- else 400/413, before
+any data is read), fully verified, then re-stamped with a fresh version and
+published with the crash-safe machinery of :mod:`physkan.zoo.local`. Errors
+are JSON ``{"error": code, "detail": message}``; error messages never echo a
+hash computed from rejected content.
 
 (No ``from __future__ import annotations`` here: FastAPI must see the real
 annotations of the endpoint functions defined inside :func:`create_app`.)
 """
 
+import asyncio
 import contextlib
 import hmac
 import os
+import re
 import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
 from physkan.zoo import _fs
 from physkan.zoo.card import Spec, ZooError, physkan_version, validate_name
+from physkan.zoo.hdf5_guard import DeclaredSizeError
 from physkan.zoo.local import LocalZoo, summaries
 from physkan.zoo.store import read_model_file
 
@@ -36,15 +45,29 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["DEFAULT_MAX_UPLOAD_BYTES", "ApiError", "create_app", "load_tokens", "run_server"]
+__all__ = [
+    "DEFAULT_MAX_UPLOAD_BYTES",
+    "DEFAULT_READ_TIMEOUT_S",
+    "ApiError",
+    "ServerSettings",
+    "create_app",
+    "load_tokens",
+    "run_server",
+    "server_settings",
+]
 
 DEFAULT_MAX_UPLOAD_BYTES = 256 * 1024 * 1024
+DEFAULT_READ_TIMEOUT_S = 30.0
+# a version in a URL or a Content-Length: 1-18 ASCII digits (str.isdigit() also accepts
+# "³", and int() reads "٣" as 3)
+_ASCII_INT = re.compile(r"[0-9]{1,18}")
 _CODES = {
     400: "bad_request",
     401: "unauthorized",
     403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
+    408: "request_timeout",
     409: "conflict",
     411: "length_required",
     413: "payload_too_large",
@@ -64,27 +87,118 @@ class ApiError(Exception):
         self.headers = headers
 
 
+def _token_problem(value: object) -> str | None:
+    """Why ``value`` cannot be an upload token, or None when it can."""
+    if not isinstance(value, str):
+        return f"must be a string, not {_kind(value)}"
+    if not value:
+        return "must not be empty"
+    if value != value.strip():
+        return "has surrounding whitespace (it would never match)"
+    if not value.isascii() or not value.isprintable():
+        return "must be printable ASCII (HTTP headers carry nothing else)"
+    return None
+
+
+def _kind(value: object) -> str:
+    names = {bool: "a boolean", int: "an integer", float: "a number", list: "a list"}
+    return names.get(type(value), "a table" if isinstance(value, dict) else type(value).__name__)
+
+
 def load_tokens(tokens_file: str | os.PathLike | None = None) -> list[str]:
     """Upload tokens from a TOML file and/or ``$PHYSKAN_ZOO_TOKENS`` (comma list).
 
     The file is ``tokens_file`` or ``$PHYSKAN_ZOO_TOKENS_FILE`` and holds either
     ``tokens = ["t1", "t2"]`` or a table ``[tokens]`` of ``user = "token"``.
+    Every entry must be a non-empty printable ASCII string without surrounding
+    whitespace; anything else raises :class:`ZooError` naming the file and the
+    entry (never the token itself).
     """
     tokens: list[str] = []
     path = tokens_file or os.environ.get("PHYSKAN_ZOO_TOKENS_FILE")
     if path:
         try:
             data = tomllib.loads(Path(path).read_text())
-        except (OSError, tomllib.TOMLDecodeError) as exc:
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
             raise ZooError(f"cannot read tokens file {path}: {exc}") from None
-        raw = data.get("tokens", [])
-        values = raw.values() if isinstance(raw, dict) else raw
-        if not isinstance(values, Iterable) or isinstance(values, str):
-            raise ZooError(f"{path}: 'tokens' must be a list or a table of strings")
-        tokens += [str(t) for t in values]
+        if "tokens" not in data:
+            raise ZooError(f"tokens file {path}: no 'tokens' entry (a list or a table of strings)")
+        raw = data["tokens"]
+        if isinstance(raw, dict):
+            entries = [(f"tokens.{key}", value) for key, value in raw.items()]
+        elif isinstance(raw, list):
+            entries = [(f"tokens[{i}]", value) for i, value in enumerate(raw)]
+        else:
+            raise ZooError(
+                f"tokens file {path}: 'tokens' must be a list or a table of strings, "
+                f"not {_kind(raw)}"
+            )
+        for entry, value in entries:
+            problem = _token_problem(value)
+            if problem:
+                raise ZooError(f"tokens file {path}: {entry} {problem}")
+            tokens.append(value)
     env = os.environ.get("PHYSKAN_ZOO_TOKENS", "")
-    tokens += [t.strip() for t in env.split(",") if t.strip()]
+    for i, token in enumerate(t.strip() for t in env.split(",") if t.strip()):
+        problem = _token_problem(token)
+        if problem:
+            raise ZooError(f"$PHYSKAN_ZOO_TOKENS: token {i + 1} {problem}")
+        tokens.append(token)
     return tokens
+
+
+_OPTIONS = {
+    "max_upload_bytes": "--max-upload-bytes",
+    "read_timeout": "--read-timeout",
+    "tokens": "token",
+}
+
+
+class ServerSettings(BaseModel):
+    """Validated zoo server settings (build with :func:`server_settings`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_upload_bytes: int = Field(DEFAULT_MAX_UPLOAD_BYTES, gt=0, description="bytes")
+    read_timeout: float = Field(
+        DEFAULT_READ_TIMEOUT_S,
+        gt=0,
+        allow_inf_nan=False,
+        description="seconds an upload body may stall before the server answers 408",
+    )
+    tokens: list[str] = Field(default_factory=list, description="upload (Bearer) tokens")
+
+    @field_validator("tokens")
+    @classmethod
+    def _clean(cls, value: list[str]) -> list[str]:
+        for token in value:
+            problem = _token_problem(token)
+            if problem:
+                raise ValueError(f"an upload token {problem}")
+        return value
+
+
+def server_settings(
+    *,
+    max_upload_bytes: int | None = None,
+    read_timeout: float | None = None,
+    tokens: Iterable[str] = (),
+) -> ServerSettings:
+    """Validated server settings (None -> the default); :class:`ZooError` names the option."""
+    values: dict[str, Any] = {"tokens": list(tokens)}
+    if max_upload_bytes is not None:
+        values["max_upload_bytes"] = max_upload_bytes
+    if read_timeout is not None:
+        values["read_timeout"] = read_timeout
+    try:
+        return ServerSettings.model_validate(values)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = str(err["loc"][0]) if err["loc"] else "settings"
+        option = _OPTIONS.get(field, field)
+        got = "" if field == "tokens" else f" (got {err.get('input')!r})"
+        where = f"{option} entry {err['loc'][1] + 1}" if len(err["loc"]) > 1 else option
+        raise ZooError(f"invalid {where}: {err['msg']}{got}") from None
 
 
 def _etag_matches(header: str | None, sha: str) -> bool:
@@ -100,13 +214,22 @@ def _etag_matches(header: str | None, sha: str) -> bool:
 def create_app(
     root: str | os.PathLike,
     tokens: Iterable[str] = (),
-    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
+    max_upload_bytes: int | None = None,
+    read_timeout: float | None = None,
 ) -> Any:
     """Build the FastAPI app serving the zoo at ``root``.
 
-    Creating the app removes stale temp files left by dead writers and
-    rebuilds the index, so a server restarted after a crash starts clean.
+    ``max_upload_bytes`` (default 256 MiB) bounds an upload's body and the
+    data its HDF5 file declares; an upload body that stalls for
+    ``read_timeout`` seconds (default 30) is answered 408. Bad settings raise
+    :class:`ZooError` naming the option. Creating the app removes stale temp
+    files left by dead writers and rebuilds the index, so a server restarted
+    after a crash starts clean.
     """
+    settings = server_settings(
+        max_upload_bytes=max_upload_bytes, read_timeout=read_timeout, tokens=tokens
+    )
+    max_upload_bytes = settings.max_upload_bytes
     from fastapi import FastAPI, Query, Request
     from fastapi.encoders import jsonable_encoder
     from fastapi.exceptions import RequestValidationError
@@ -121,10 +244,11 @@ def create_app(
     zoo.uploads_dir.mkdir(exist_ok=True)
     zoo.cleanup()
     zoo.rebuild_index()
-    token_list = [t for t in tokens if t]
+    token_list = settings.tokens
 
     app = FastAPI(title="physkan model zoo", version=physkan_version())
     app.state.zoo = zoo
+    app.state.settings = settings
 
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
@@ -142,7 +266,9 @@ def create_app(
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        body = {"error": "invalid_request", "detail": jsonable_encoder(exc.errors())}
+        # loc/msg/type only: the echoed input may not even be JSON (inf, nan, bytes)
+        errors = [{k: e.get(k) for k in ("loc", "msg", "type")} for e in exc.errors()]
+        body = {"error": "invalid_request", "detail": jsonable_encoder(errors)}
         return JSONResponse(body, status_code=422)
 
     def check_token(request: Request) -> None:
@@ -188,26 +314,32 @@ def create_app(
     @app.get("/api/models/{name}")
     def get_model(name: str) -> dict[str, Any]:
         checked_name(name)
-        versions = zoo.versions(name)
-        if not versions:
+        entry = zoo.model_entry(name)  # derived in memory: a GET never writes
+        if entry is None or not entry["versions"]:
             raise ApiError(404, f"no model named {name!r}")
-        entry = zoo.index()["models"].get(name)
-        if entry is None or len(entry["versions"]) != len(versions):
-            zoo.refresh_index(name)
-            entry = zoo.index()["models"].get(name, {"versions": {}})
         return {
             "name": name,
-            "aliases": zoo.aliases(name),
+            "aliases": entry["aliases"],
             "versions": [{"version": int(v), **info} for v, info in entry["versions"].items()],
         }
+
+    def checked_ref(name: str, ref: str) -> Spec:
+        """A version (ASCII digits only) or an alias (a legal name, not all digits)."""
+        if _ASCII_INT.fullmatch(ref):
+            return Spec(name, version=int(ref))
+        if ref.isascii() and ref.isdigit():  # more digits than any version
+            raise ApiError(404, f"model {name!r} has no version {ref[:20]}…")
+        try:
+            validate_name(ref, "version or alias")
+        except ZooError as exc:
+            raise ApiError(400, str(exc)) from None
+        return Spec(name, alias=ref)
 
     @app.get("/api/models/{name}/{ref}/file")
     def download(name: str, ref: str, request: Request) -> Response:
         checked_name(name)
+        spec = checked_ref(name, ref)
         try:
-            spec = Spec(name, version=int(ref)) if ref.isdigit() else Spec(name, alias=ref)
-            if spec.alias:
-                validate_name(spec.alias, "alias")
             found = zoo.resolve(spec)
         except ZooError as exc:  # don't reveal the server's directory layout
             raise ApiError(404, str(exc).replace(f" in zoo {zoo.root}", "")) from None
@@ -230,7 +362,10 @@ def create_app(
 
     def ingest(tmp: Path) -> dict[str, Any]:
         try:
-            stored = read_model_file(tmp, verify=True)
+            stored = read_model_file(tmp, verify=True, max_bytes=max_upload_bytes)
+        except DeclaredSizeError as exc:
+            detail = str(exc).replace(str(tmp), "upload")
+            raise ApiError(413, detail, "payload_too_large") from None
         except ZooError as exc:
             raise ApiError(400, str(exc).replace(str(tmp), "upload"), "invalid_model") from None
         try:
@@ -248,14 +383,14 @@ def create_app(
     @app.post("/api/models", status_code=201)
     async def upload(request: Request) -> dict[str, Any]:
         check_token(request)
-        length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > max_upload_bytes:
+        length = request.headers.get("content-length", "")
+        if _ASCII_INT.fullmatch(length) and int(length) > max_upload_bytes or len(length) > 18:
             raise ApiError(413, f"upload of {length} bytes exceeds the limit of {max_upload_bytes}")
         tmp = _fs.temp_path(zoo.uploads_dir)
         try:
             size = 0
             with open(tmp, "wb") as fh:
-                async for chunk in request.stream():
+                async for chunk in _stream(request, settings.read_timeout):
                     size += len(chunk)
                     if size > max_upload_bytes:
                         raise ApiError(413, f"upload exceeds the limit of {max_upload_bytes} bytes")
@@ -270,7 +405,9 @@ def create_app(
                 tmp.unlink()
 
     class AliasBody(BaseModel):
-        version: int
+        model_config = ConfigDict(strict=True)  # a JSON integer: not "3", true or 3.0
+
+        version: int = Field(ge=1)
 
     @app.put("/api/models/{name}/aliases/{alias}")
     def put_alias(name: str, alias: str, body: AliasBody, request: Request) -> dict[str, Any]:
@@ -287,17 +424,35 @@ def create_app(
     return app
 
 
+async def _stream(request: Any, read_timeout: float) -> Any:
+    """The request body in chunks; :class:`ApiError` 408 when it stalls ``read_timeout`` s."""
+    chunks = request.stream().__aiter__()
+    while True:
+        try:
+            chunk = await asyncio.wait_for(chunks.__anext__(), read_timeout)
+        except StopAsyncIteration:
+            return
+        except asyncio.TimeoutError:
+            raise ApiError(
+                408,
+                f"upload body stalled for more than {read_timeout:g} s",
+                headers={"Connection": "close"},
+            ) from None
+        yield chunk
+
+
 def run_server(
     root: str | os.PathLike,
     *,
     host: str = "127.0.0.1",
     port: int = 8765,
     tokens: Iterable[str] = (),
-    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
+    max_upload_bytes: int | None = None,
+    read_timeout: float | None = None,
     log_level: str = "info",
 ) -> None:
-    """Serve the zoo at ``root`` with uvicorn until interrupted."""
+    """Serve the zoo at ``root`` with uvicorn until interrupted (settings as in :func:`create_app`)."""
     import uvicorn
 
-    app = create_app(root, tokens, max_upload_bytes)
+    app = create_app(root, tokens, max_upload_bytes, read_timeout)
     uvicorn.run(app, host=host, port=port, log_level=log_level)

@@ -10,7 +10,10 @@ File layout (``FORMAT_VERSION = 1``)::
     /model/state/<k>  one dataset per tensor; <k> is the name with "%" -> "%25"
                       and "/" -> "%2F"; attr "name" holds the original name
 
-No pickle is ever written or read.
+No pickle is ever written or read, and no file is read before
+:func:`physkan.zoo.hdf5_guard.check_open_file` has accepted it: hard links
+only, no external storage or virtual datasets, no compression, and declared
+data no larger than the file itself (or ``max_bytes``).
 
 Payload hash (``sha256`` attribute, also the server's ETag) — independent of
 HDF5 internals, computed over a framed byte stream::
@@ -46,6 +49,7 @@ import numpy as np
 
 from physkan.zoo import _fs
 from physkan.zoo.card import ModelCard, ZooError, card_from_json
+from physkan.zoo.hdf5_guard import check_open_file
 
 __all__ = [
     "FORMAT_VERSION",
@@ -213,15 +217,27 @@ def _str(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def _open(path: Path) -> Any:
+def _open(path: Path, max_bytes: int | None = None, only: tuple[str, ...] | None = None) -> Any:
+    """Open ``path`` read-only after the HDF5 safety check (see the module docstring).
+
+    ``only`` limits the check to the root attributes and those objects (for
+    readers that touch nothing else).
+    """
     import h5py
 
     if not path.is_file():
         raise ZooError(f"{path}: no such zoo file")
     try:
-        return h5py.File(path, "r")
+        f = h5py.File(path, "r")
     except OSError as exc:
         raise ZooError(f"{path}: not a readable HDF5 file (truncated or corrupt?): {exc}") from None
+    try:
+        size = path.stat().st_size
+        check_open_file(f, max_bytes, source=str(path), file_size=size, only=only)
+    except BaseException:
+        f.close()
+        raise
+    return f
 
 
 def _check_format(path: Path, attrs: Mapping[str, Any]) -> None:
@@ -240,7 +256,7 @@ def _check_format(path: Path, attrs: Mapping[str, Any]) -> None:
 def read_header(path: str | os.PathLike) -> tuple[ModelCard, str]:
     """Read only the card and the recorded sha256 (no tensor data, no hash check)."""
     path = Path(path)
-    with _open(path) as f:
+    with _open(path, only=("card",)) as f:
         try:
             _check_format(path, f.attrs)
             return card_from_json(_str(f["card"][()]), str(path)), _str(f.attrs["sha256"])
@@ -250,21 +266,50 @@ def read_header(path: str | os.PathLike) -> tuple[ModelCard, str]:
             raise ZooError(f"{path}: corrupt zoo file ({type(exc).__name__}: {exc})") from None
 
 
-def read_model_file(path: str | os.PathLike, *, verify: bool = True) -> StoredModel:
+def _load_json_object(path: Path, what: str, text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise ZooError(f"{path}: corrupt zoo file ({what} is not valid JSON: {exc})") from None
+    if not isinstance(value, dict):
+        raise ZooError(
+            f"{path}: corrupt zoo file ({what} must be a JSON object, not {type(value).__name__})"
+        )
+    return value
+
+
+def _tensor_names(path: Path, text: str) -> list[str]:
+    try:
+        names = json.loads(text)
+    except (ValueError, RecursionError):
+        names = None
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise ZooError(f"{path}: corrupt zoo file (tensor names must be a JSON list of strings)")
+    return names
+
+
+def read_model_file(
+    path: str | os.PathLike, *, verify: bool = True, max_bytes: int | None = None
+) -> StoredModel:
     """Read a zoo file; with ``verify`` the payload sha256 must match the recorded one.
 
-    Raises :class:`ZooError` for a missing, truncated, corrupt, tampered or
-    future-format file.
+    ``max_bytes`` bounds the data the file may declare (the file's own size
+    always does); a file over it raises
+    :class:`~physkan.zoo.hdf5_guard.DeclaredSizeError` before anything is read.
+    Raises :class:`ZooError` for a missing, truncated, corrupt, tampered,
+    unsafe (links out of the file, external data) or future-format file.
     """
     path = Path(path)
-    with _open(path) as f:
+    with _open(path, max_bytes) as f:
         try:
             _check_format(path, f.attrs)
             attrs = {k: _str(v) if isinstance(v, (bytes, str)) else v for k, v in f.attrs.items()}
             card = card_from_json(_str(f["card"][()]), str(path))
-            config = json.loads(_str(f["model/config"][()]))
+            config = _load_json_object(path, "/model/config", _str(f["model/config"][()]))
+            if "kind" not in config:
+                raise ZooError(f"{path}: corrupt zoo file (/model/config has no 'kind' entry)")
             group = f["model/state"]
-            names = json.loads(_str(group.attrs["names"]))
+            names = _tensor_names(path, _str(group.attrs["names"]))
             if sorted(_key(n) for n in names) != sorted(group.keys()):
                 raise ZooError(f"{path}: corrupt zoo file (tensor list does not match datasets)")
             state = {n: np.asarray(group[_key(n)][()]) for n in names}
@@ -274,15 +319,22 @@ def read_model_file(path: str | os.PathLike, *, verify: bool = True) -> StoredMo
             raise ZooError(f"{path}: corrupt zoo file ({type(exc).__name__}: {exc})") from None
     recorded = str(attrs.get("sha256", ""))
     if verify:
-        actual = payload_sha256(card, config, state)
+        try:
+            actual = payload_sha256(card, config, state)
+        except RecursionError:
+            raise ZooError(f"{path}: corrupt zoo file (config nested too deeply)") from None
         if actual != recorded:
+            # never echo the computed hash: it would tell an uploader what the server read
             raise ZooError(
-                f"{path}: checksum mismatch (recorded {recorded[:12]}…, computed "
-                f"{actual[:12]}…); the file is corrupt or was modified"
+                f"{path}: checksum mismatch (the payload does not hash to the recorded "
+                "sha256); the file is corrupt or was modified"
             )
     return StoredModel(card, config, state, recorded, path, attrs)
 
 
-def verify_file(path: str | os.PathLike) -> str:
-    """Fully read and hash-check a zoo file; return its sha256 or raise :class:`ZooError`."""
-    return read_model_file(path, verify=True).sha256
+def verify_file(path: str | os.PathLike, max_bytes: int | None = None) -> str:
+    """Fully read and hash-check a zoo file; return its sha256 or raise :class:`ZooError`.
+
+    ``max_bytes`` bounds the declared data as in :func:`read_model_file`.
+    """
+    return read_model_file(path, verify=True, max_bytes=max_bytes).sha256

@@ -36,6 +36,7 @@ def test_validation_errors() -> None:
         problem_from_dict(bad)
 
 
+@pytest.mark.recovery
 def test_strategy_recovers_energy_momentum_and_lrl() -> None:
     spec = load_problem("kepler-orbit").updated({"data.n_train": 120, "data.n_test": 60})
     result = discover_kepler(spec, make_dataset(spec), lambda _m: None)

@@ -49,6 +49,7 @@ def test_j0_derivatives_match_bessel_identities() -> None:
     assert torch.allclose(d2, -(torch.special.bessel_j0(xd) - j1_over_x))
 
 
+@pytest.mark.recovery
 def test_s2kan_edge_uses_the_plugin_function() -> None:
     """A plugin's function joins the S2KAN dictionary by name: on J0 data the edge keeps the
     J0 term and closes its spline (without the entry, the core test keeps the spline)."""
