@@ -1,7 +1,8 @@
 """The ``physkan`` command line: discover, train, problems, plot, zoo, plugins, bench.
 
 User mistakes (unknown problem, malformed file, bad option) print one ``Error:`` line on
-stderr and exit with code 2, never a traceback.
+stderr and exit with code 2, never a traceback: the root group catches the root of physkan's
+exceptions, :class:`physkan.errors.PhyskanError` (see ``docs/architecture.md``).
 """
 
 from __future__ import annotations
@@ -14,33 +15,11 @@ from pathlib import Path
 
 import click
 
-USER_ERRORS: tuple[type[BaseException], ...] = ()
+from physkan import errors
 
 
-def _user_errors() -> tuple[type[BaseException], ...]:
-    """Exception types that mean "the user must fix something" (lazily imported)."""
-    from physkan.kan.basis import UnknownBasisError
-    from physkan.problems.errors import ProblemError
-    from physkan.symbolic.library import UnknownSymbolicError
-
-    errors: list[type[BaseException]] = [ProblemError, UnknownSymbolicError, UnknownBasisError]
-    try:
-        from physkan.physics.lagrangian import SingularHessianError
-
-        errors.append(SingularHessianError)
-    except ImportError:  # pragma: no cover
-        pass
-    try:
-        from physkan.zoo.card import ZooError
-
-        errors.append(ZooError)
-    except ImportError:  # pragma: no cover
-        pass
-    return tuple(errors)
-
-
-class UserError(click.ClickException):
-    """A one-line error for the user; exit code 2."""
+class UserError(click.ClickException, errors.UserError):
+    """A one-line error for the user; exit code 2 (also a :class:`physkan.errors.UserError`)."""
 
     exit_code = 2
 
@@ -50,13 +29,23 @@ class UserError(click.ClickException):
 
 @contextmanager
 def user_errors():
-    """Turn known user-facing exceptions into a one-line error with exit code 2."""
+    """Turn physkan's own errors (any :class:`physkan.errors.PhyskanError`) into one
+    ``Error:`` line with exit code 2; click's own exceptions pass through."""
     try:
         yield
     except click.ClickException:
         raise
-    except _user_errors() as exc:
+    except errors.PhyskanError as exc:
         raise UserError(" ".join(str(exc).split()) or type(exc).__name__) from None
+
+
+class _Group(click.Group):
+    """The root group: every subcommand (plugins' included) reports physkan's errors as
+    one line (see :func:`user_errors`)."""
+
+    def invoke(self, ctx: click.Context):  # noqa: D102 - click API
+        with user_errors():
+            return super().invoke(ctx)
 
 
 def _progress(enabled: bool) -> tuple[Callable[[str], None], Callable[[], None]]:
@@ -76,7 +65,7 @@ def _progress(enabled: bool) -> tuple[Callable[[str], None], Callable[[], None]]
     return report, status.stop
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="physkan")
 def cli() -> None:
     """physkan: discover physics with Kolmogorov-Arnold Networks."""

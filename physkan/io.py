@@ -8,13 +8,18 @@ mapping of tensor names to arrays. :func:`save_model` writes both into one HDF5 
 /config            JSON string
 /state/<name>      one dataset per tensor ('/' in names is stored as '|')
 ```
+
+Model classes are not imported here (``io`` sits near the bottom of the layers, see
+``docs/architecture.md``): each class registers its kind when its module is imported, e.g.
+``register_model_kind("multkan", MultKAN)`` in :mod:`physkan.kan.network`. The composition
+root ``physkan/__init__.py`` imports the built-in model packages, so ``import physkan.io``
+in a fresh process knows them. Files are written with :func:`physkan._fs.atomic_file`.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -23,9 +28,15 @@ import numpy as np
 import torch
 from torch import nn
 
+from physkan import _fs
+from physkan._version import __version__
+from physkan.errors import UserError
+from physkan.registry import BUILTIN, Registry
+
 __all__ = [
     "MODEL_KINDS",
     "ModelFileError",
+    "get_model_kind",
     "load_model",
     "model_from_payload",
     "model_to_payload",
@@ -36,8 +47,6 @@ __all__ = [
 FORMAT = "physkan-model"
 FORMAT_VERSION = 1
 
-MODEL_KINDS: dict[str, Callable[[dict[str, Any]], nn.Module]] = {}
-
 #: what rebuilding a module from a malformed config or state may raise.
 _REBUILD_ERRORS = (
     TypeError, KeyError, ValueError, IndexError, AttributeError, RuntimeError, OverflowError,
@@ -45,29 +54,46 @@ _REBUILD_ERRORS = (
 )  # fmt: skip
 
 
-class ModelFileError(ValueError):
+class ModelFileError(UserError, ValueError):
     """A model file or payload that cannot be loaded; ``str(err)`` is one line."""
 
     def __init__(self, message: str) -> None:
         super().__init__(" ".join(str(message).split()))
 
 
-def register_model_kind(kind: str, factory: Callable[[dict[str, Any]], nn.Module]) -> None:
-    """Register ``factory(config) -> module`` for configs with ``config["kind"] == kind``."""
-    MODEL_KINDS[kind] = factory
+#: ``factory(config) -> module`` per model kind (``config["kind"]``), filled by the model
+#: classes' modules when they are imported (and by plugins through
+#: :func:`register_model_kind`).
+MODEL_KINDS: Registry[Callable[[dict[str, Any]], nn.Module]] = Registry(
+    "model kind", error=ModelFileError
+)
 
 
-def _default_kinds() -> None:
-    if "multkan" not in MODEL_KINDS:
-        from physkan.kan.network import MultKAN
+def register_model_kind(
+    kind: str,
+    factory: Callable[[dict[str, Any]], nn.Module],
+    *,
+    source: str = BUILTIN,
+    replace: bool = True,
+) -> None:
+    """Register how configs with ``config["kind"] == kind`` are rebuilt.
 
-        register_model_kind("multkan", MultKAN.from_config)
-    if "s2kan" not in MODEL_KINDS:
-        try:
-            from physkan.s2kan.model import S2KAN
-        except ImportError:
-            return
-        register_model_kind("s2kan", S2KAN.from_config)
+    Args:
+        kind: the name stored in the file's config.
+        factory: a model class with a ``from_config(config)`` classmethod, or any callable
+            ``factory(config) -> module``.
+        source: who registers it (:data:`physkan.registry.BUILTIN` or a plugin's name).
+        replace: overwrite an existing entry (the default, like the dict this used to be);
+            a plugin never replaces a built-in (see :class:`physkan.registry.Registry`).
+    """
+    from_config = getattr(factory, "from_config", None)
+    build = from_config if isinstance(factory, type) and callable(from_config) else factory
+    MODEL_KINDS.register(kind, build, source=source, replace=replace)
+
+
+def get_model_kind(kind: str) -> Callable[[dict[str, Any]], nn.Module]:
+    """The factory registered for ``kind``; raises :class:`ModelFileError` if unknown."""
+    return MODEL_KINDS.get(kind)
 
 
 def model_to_payload(model: nn.Module) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -88,19 +114,17 @@ def model_from_payload(config: Mapping[str, Any], state: Mapping[str, Any]) -> n
             unknown kind, a config the model class rejects, a tensor that is not a numeric
             array, or tensors that do not fit the model (the full mismatch, on one line).
     """
-    _default_kinds()
     if not isinstance(config, Mapping):
         raise ModelFileError(
             f"config: expected a JSON object with a 'kind', got a {type(config).__name__}"
         )
     kind = config.get("kind")
     if not isinstance(kind, str) or kind not in MODEL_KINDS:
-        raise ModelFileError(
-            f"config.kind: unknown model kind {kind!r}; known: {', '.join(sorted(MODEL_KINDS))}"
-        )
+        known = ", ".join(sorted(MODEL_KINDS.names()))
+        raise ModelFileError(f"config.kind: unknown model kind {kind!r}; known: {known}")
     tensors = {name: _tensor(name, value) for name, value in state.items()}
     try:
-        model = MODEL_KINDS[kind](dict(config))
+        model = get_model_kind(kind)(dict(config))
     except _REBUILD_ERRORS as exc:
         raise ModelFileError(f"config: cannot rebuild a {kind!r} model: {_describe(exc)}") from None
     dtype = next(iter(tensors.values())).dtype if tensors else torch.float32
@@ -135,31 +159,19 @@ def _tensor(name: str, value: Any) -> torch.Tensor:
 
 
 def save_model(model: nn.Module, path: str | os.PathLike[str]) -> Path:
-    """Write ``model`` to an HDF5 file atomically (temp file, fsync, rename)."""
+    """Write ``model`` to an HDF5 file atomically (temp file, fsync, rename, fsync dir)."""
     import h5py
 
-    from physkan import __version__
-
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     config, state = model_to_payload(model)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        with h5py.File(tmp, "w") as fh:
-            fh.attrs["format"] = FORMAT
-            fh.attrs["format_version"] = FORMAT_VERSION
-            fh.attrs["physkan_version"] = __version__
-            fh["config"] = json.dumps(config)
-            group = fh.create_group("state")
-            for name, array in state.items():
-                group.create_dataset(name.replace("/", "|"), data=array)
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with _fs.atomic_file(path) as tmp, h5py.File(tmp, "w") as fh:
+        fh.attrs["format"] = FORMAT
+        fh.attrs["format_version"] = FORMAT_VERSION
+        fh.attrs["physkan_version"] = __version__
+        fh["config"] = json.dumps(config)
+        group = fh.create_group("state")
+        for name, array in state.items():
+            group.create_dataset(name.replace("/", "|"), data=array)
     return path
 
 

@@ -67,7 +67,7 @@ def _specs(limit: int | None, builtin: bool, skip: int = 0) -> list[tuple[str, s
 
 # ----------------------------------------------------------------------------- scoring
 def _numeric_rmse(expr: sympy.Expr, names: list[str], x: torch.Tensor, y: torch.Tensor) -> float:
-    from physkan.symbolic.simplify import lambdify_numpy
+    from physkan.symbolic.parse import lambdify_numpy
 
     try:
         fn = lambdify_numpy(expr, names)

@@ -10,9 +10,9 @@ import sympy
 import torch
 
 from physkan.symbolic.compile import kanpiler
-from physkan.symbolic.equivalence import equivalent, parse_expression
+from physkan.symbolic.equivalence import equivalent
 from physkan.symbolic.formula import model_formula
-from physkan.symbolic.simplify import lambdify_numpy
+from physkan.symbolic.parse import lambdify_numpy, parse_expression
 from physkan.symbolic.tree import expression_tree
 
 RANGE = (0.5, 2.0)

@@ -26,8 +26,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 import physkan
+from physkan._fs import temp_path
 from physkan.zoo import ModelCard, ZooError, verify_file, write_model_file
-from physkan.zoo._fs import temp_path
 from physkan.zoo.cli import zoo_group
 from physkan.zoo.client import (
     DEFAULT_MAX_DOWNLOAD_BYTES,

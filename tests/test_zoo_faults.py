@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner, Result
 
-from physkan.zoo import LocalZoo, ModelCard, ZooError, _fs, write_model_file
+from physkan import _fs
+from physkan.zoo import LocalZoo, ModelCard, ZooError, write_model_file
 from physkan.zoo.cli import zoo_group
 from physkan.zoo.testing import ServerProcess, free_port
 

@@ -67,7 +67,7 @@ def test_schwarzschild_spline_is_flat_to_1e_12() -> None:
     ],
 )
 def test_model_outputs_equal_its_formula(name: str, variables: list[str]) -> None:
-    from physkan.symbolic.simplify import lambdify_torch
+    from physkan.symbolic.parse import lambdify_torch
 
     entry = load_entry(name, zoo=ZOO)
     gen = torch.Generator().manual_seed(0)

@@ -10,7 +10,15 @@ from pathlib import Path
 
 import click
 
-__all__ = ["bench_group"]
+from physkan.errors import UserError
+
+__all__ = ["BenchError", "bench_group"]
+
+
+class BenchError(click.ClickException, UserError):
+    """A user-facing bench error: one ``Error:`` line on stderr, exit code 2."""
+
+    exit_code = 2
 
 
 @click.group("bench")
@@ -62,10 +70,8 @@ def feynman_command(csv_path: Path, limit: int | None, names: tuple[str, ...], j
     try:
         summary = run_feynman_bench(csv_path, limit=limit, names=names or None, seed=seed, steps=steps,
                                     n_train=n_train, n_test=n_train, timeout=timeout, on_row=progress)  # fmt: skip
-    except ProblemError as exc:
-        from physkan.cli import UserError  # one "Error:" line, exit code 2, like the other commands
-
-        raise UserError(str(exc)) from None
+    except ProblemError as exc:  # one "Error:" line, exit code 2, like the other commands
+        raise BenchError(str(exc)) from None
     Console().print(_table(summary))
     click.echo(f"recovery rate: {summary.n_recovered}/{summary.n} = {summary.rate:.1%} "
                f"in {summary.seconds:.1f} s")  # fmt: skip

@@ -17,6 +17,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from physkan.errors import PhyskanError
+
 __all__ = ["BenchRow", "BenchSummary", "RowTimeout", "run_feynman_bench"]
 
 
@@ -68,7 +70,7 @@ class BenchSummary:
         }
 
 
-class RowTimeout(Exception):
+class RowTimeout(PhyskanError):
     """An equation ran past the harness's per-row time limit."""
 
 

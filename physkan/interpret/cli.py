@@ -8,10 +8,12 @@ from pathlib import Path
 import click
 import torch
 
+from physkan.errors import UserError
+
 __all__ = ["PlotError", "plot_command"]
 
 
-class PlotError(click.ClickException):
+class PlotError(click.ClickException, UserError):
     """A user-facing error: one line on stderr, exit code 2."""
 
     exit_code = 2

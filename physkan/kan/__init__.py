@@ -1,6 +1,7 @@
 """KAN core: basis families, layers, networks, grids and regularisation."""
 
 from physkan.kan.basis import (
+    BASIS_FAMILIES,
     BasisFamily,
     BSplineBasis,
     GaussianRBFBasis,
@@ -13,6 +14,7 @@ from physkan.kan.layer import KANLayer
 from physkan.kan.network import KAN, Activations, MultKAN, parse_width
 
 __all__ = [
+    "BASIS_FAMILIES",
     "Activations",
     "BSplineBasis",
     "BasisFamily",

@@ -12,6 +12,10 @@ Families shipped here:
   cost is ``O(N in k^2)`` plus one write of the output; autograd gives exact derivatives
   of any order (``create_graph=True``).
 * ``"rbf"`` - Gaussian radial basis functions centred on the grid points (FastKAN-style).
+
+The registry :data:`BASIS_FAMILIES` (a :class:`physkan.registry.Registry`) holds them; plugins
+add theirs through :func:`register_basis_family`, called by the plugin host at the first
+lookup in any registry (this module never imports the plugin system).
 """
 
 from __future__ import annotations
@@ -22,7 +26,11 @@ from abc import ABC, abstractmethod
 import torch
 from torch import Tensor
 
+from physkan.errors import UserError
+from physkan.registry import BUILTIN, Registry
+
 __all__ = [
+    "BASIS_FAMILIES",
     "BasisFamily",
     "bspline_basis",
     "cox_de_boor",
@@ -36,7 +44,7 @@ __all__ = [
 ]
 
 
-class UnknownBasisError(ValueError):
+class UnknownBasisError(UserError, ValueError):
     """Raised when a basis family name is not registered."""
 
 
@@ -273,20 +281,27 @@ class GaussianRBFBasis(PointGridBasis):
 
 # --------------------------------------------------------------------------- registry
 
-_FAMILIES: dict[str, BasisFamily] = {}
+#: name -> basis family; physkan's families first, plugins' families added at first lookup.
+BASIS_FAMILIES: Registry[BasisFamily] = Registry("basis family", error=UnknownBasisError)
 
 
-def register_basis_family(family: BasisFamily, *, overwrite: bool = False) -> None:
+def register_basis_family(
+    family: BasisFamily, *, overwrite: bool = False, source: str = BUILTIN
+) -> None:
     """Add a basis family to the registry under ``family.name``.
 
+    Args:
+        family: the family instance.
+        overwrite: replace a family of the same name (never a built-in one from a plugin).
+        source: who registers it (:data:`physkan.registry.BUILTIN` or a plugin's name).
+
     Raises:
-        ValueError: if the name is empty or already taken and ``overwrite`` is false.
+        ValueError: if the name is empty; :class:`~physkan.registry.NameClash` (a
+            ``ValueError``) if it is already taken and ``overwrite`` is false.
     """
     if not family.name:
         raise ValueError("basis family must have a non-empty `name`")
-    if family.name in _FAMILIES and not overwrite:
-        raise ValueError(f"basis family {family.name!r} is already registered")
-    _FAMILIES[family.name] = family
+    BASIS_FAMILIES.register(family.name, family, source=source, replace=overwrite)
 
 
 def get_basis_family(name: str | BasisFamily) -> BasisFamily:
@@ -297,32 +312,20 @@ def get_basis_family(name: str | BasisFamily) -> BasisFamily:
     """
     if isinstance(name, BasisFamily):
         return name
-    if name not in _FAMILIES:
-        _load_plugin_families()
-    try:
-        return _FAMILIES[name]
-    except KeyError:
-        close = difflib.get_close_matches(str(name), list(_FAMILIES), n=3)
-        hint = f" Did you mean {', '.join(close)}?" if close else ""
-        raise UnknownBasisError(
-            f"basis: unknown basis family {name!r}; available: {', '.join(sorted(_FAMILIES))}.{hint}"
-        ) from None
+    family = BASIS_FAMILIES.find(name) if isinstance(name, str) else None
+    if family is not None:
+        return family
+    names = BASIS_FAMILIES.names()
+    close = difflib.get_close_matches(str(name), names, n=3)
+    hint = f" Did you mean {', '.join(close)}?" if close else ""
+    raise UnknownBasisError(
+        f"basis: unknown basis family {name!r}; available: {', '.join(sorted(names))}.{hint}"
+    )
 
 
 def available_basis_families() -> list[str]:
-    """Names of all registered basis families (plugins included)."""
-    _load_plugin_families()
-    return sorted(_FAMILIES)
-
-
-def _load_plugin_families() -> None:
-    """Pull basis families contributed by plugins into the registry (idempotent)."""
-    try:
-        from physkan.plugins.manager import get_plugin_manager
-    except ImportError:  # plugin system not available
-        return
-    for family in get_plugin_manager().basis_families():
-        _FAMILIES.setdefault(family.name, family)
+    """Names of all registered basis families (plugins included), sorted."""
+    return sorted(BASIS_FAMILIES.names())
 
 
 register_basis_family(BSplineBasis())

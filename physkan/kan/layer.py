@@ -12,13 +12,31 @@ in a single matmul; no ``(N, in, out, n_basis)`` tensor is ever built. Per-edge 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from physkan.kan.basis import BasisFamily, get_basis_family
 
-__all__ = ["KANLayer", "BASE_FUNCTIONS"]
+__all__ = ["KANLayer", "BASE_FUNCTIONS", "set_symbolic_resolver"]
+
+#: ``name -> symbolic function`` (an object with ``torch_fn``) for symbolic edges. Installed by
+#: :mod:`physkan.symbolic.library` when it is imported (``import physkan`` does): kan sits
+#: below symbolic in the layers and never imports it.
+_resolve_symbolic: Callable[[str], Any] | None = None
+
+
+def set_symbolic_resolver(resolve: Callable[[str], Any]) -> None:
+    """Make symbolic edges look their function names up with ``resolve`` (the library's)."""
+    global _resolve_symbolic
+    _resolve_symbolic = resolve
+
+
+def _symbolic_function(name: str) -> Any:
+    if _resolve_symbolic is None:
+        raise RuntimeError(f"symbolic edge {name!r}: import physkan.symbolic first")
+    return _resolve_symbolic(name)
 
 BASE_FUNCTIONS: dict[str, Callable[[Tensor], Tensor] | None] = {
     "silu": torch.nn.functional.silu,
@@ -166,8 +184,6 @@ class KANLayer(nn.Module):
 
     def _symbolic_terms(self, x: Tensor):
         """Yield ``(ii, jj, values (N, E))`` for each group of symbolic edges sharing a function."""
-        from physkan.symbolic.library import get_symbolic
-
         groups: dict[str, list[tuple[int, int]]] = {}
         for i, j, name in self.symbolic_edges():
             groups.setdefault(name, []).append((i, j))
@@ -175,7 +191,7 @@ class KANLayer(nn.Module):
             ii = torch.tensor([e[0] for e in edges], device=x.device)
             jj = torch.tensor([e[1] for e in edges], device=x.device)
             a, b, c, d = self.symbolic_affine[ii, jj].unbind(-1)  # (E,)
-            yield ii, jj, c * get_symbolic(name).torch_fn(a * x[:, ii] + b) + d
+            yield ii, jj, c * _symbolic_function(name).torch_fn(a * x[:, ii] + b) + d
 
     def symbolic_output(self, x: Tensor) -> Tensor:
         """Sum of the symbolic edges into each output node: ``(N, out)``."""

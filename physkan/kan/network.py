@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from physkan.io import load_model, register_model_kind, save_model
 from physkan.kan.basis import BasisFamily
 from physkan.kan.layer import KANLayer
 from physkan.kan.regularize import regularization
@@ -293,15 +294,11 @@ class MultKAN(nn.Module):
 
     def save(self, path: str) -> None:
         """Write config + tensors to an HDF5 file (see :mod:`physkan.io`; never pickle)."""
-        from physkan.io import save_model
-
         save_model(self, path)
 
     @classmethod
     def load(cls, path: str) -> MultKAN:
         """Load a model written by :meth:`save`."""
-        from physkan.io import load_model
-
         model = load_model(path)
         if not isinstance(model, cls):
             raise TypeError(f"{path}: holds a {type(model).__name__}, not a {cls.__name__}")
@@ -316,6 +313,7 @@ class MultKAN(nn.Module):
 
 
 KAN = MultKAN
+register_model_kind(MultKAN.kind, MultKAN)  # load_model rebuilds files whose config.kind is this
 
 
 def _names(names: Sequence[str] | None, n: int, prefix: str, what: str) -> list[str]:

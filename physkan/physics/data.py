@@ -6,13 +6,14 @@ global RNG) and returns float64 tensors by default.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from typing import Literal
 
 import sympy
 import torch
 from torch import Tensor
+
+from physkan.symbolic.parse import lambdify_torch, parse_expression
 
 from .dynamics import integrate
 from .lagrangian import LagrangianFn, lagrangian_accelerations, lagrangian_rhs
@@ -30,34 +31,6 @@ __all__ = [
     "sample_box",
     "sympy_callable",
 ]
-
-# sympy function name -> torch implementation, used by lambdify.
-_TORCH_FUNCS: dict[str, object] = {
-    "sin": torch.sin,
-    "cos": torch.cos,
-    "tan": torch.tan,
-    "asin": torch.asin,
-    "acos": torch.acos,
-    "atan": torch.atan,
-    "atan2": torch.atan2,
-    "sinh": torch.sinh,
-    "cosh": torch.cosh,
-    "tanh": torch.tanh,
-    "asinh": torch.asinh,
-    "acosh": torch.acosh,
-    "atanh": torch.atanh,
-    "exp": torch.exp,
-    "log": torch.log,
-    "sqrt": torch.sqrt,
-    "Abs": torch.abs,
-    "sign": torch.sign,
-    "erf": torch.erf,
-    "Heaviside": lambda x, h0=0.5: torch.heaviside(x, torch.as_tensor(h0, dtype=x.dtype)),
-    "Max": torch.maximum,
-    "Min": torch.minimum,
-    "pi": math.pi,
-    "E": math.e,
-}
 
 
 def sample_box(
@@ -81,27 +54,22 @@ def sympy_callable(
     """Turn a sympy expression into a torch callable ``(N, n_vars) -> (N,)``.
 
     Args:
-        expr: sympy expression or text parsed with ``sympy.sympify`` (with the variable
-            names bound to plain symbols).
-        variables: the symbols (or names) in column order of the input.
+        expr: sympy expression, or text parsed with
+            :func:`physkan.symbolic.parse.parse_expression` over ``variables``.
+        variables: the symbols (or names, matched by name) in column order of the input.
 
     Returns:
         differentiable callable; a constant expression is broadcast to ``(N,)``.
     """
-    syms = [sympy.Symbol(v) if isinstance(v, str) else v for v in variables]
+    names = [v if isinstance(v, str) else v.name for v in variables]
     if isinstance(expr, str):
-        expr = sympy.sympify(expr, locals={str(s): s for s in syms})
-    fn = sympy.lambdify(syms, expr, modules=[_TORCH_FUNCS, "math"])
+        expr = parse_expression(expr, names)
+    evaluate = lambdify_torch(expr, names)
 
     def call(x: Tensor) -> Tensor:
-        cols = [x[:, j] for j in range(x.shape[1])]
-        out = fn(*cols)
-        out = torch.as_tensor(out, dtype=x.dtype, device=x.device)
-        if out.dim() == 0:
-            out = out.expand(x.shape[0])
-        return out
+        return evaluate(x)
 
-    call.__doc__ = f"torch version of {expr} in variables {[str(s) for s in syms]}"
+    call.__doc__ = f"torch version of {expr} in variables {names}"
     return call
 
 

@@ -17,6 +17,8 @@ from fractions import Fraction
 import numpy as np
 import sympy
 
+from physkan.symbolic.parse import numpy_modules
+
 __all__ = ["derivative_matrix", "monomials", "null_space_quantities", "rref_rows", "snap_rational"]
 
 
@@ -35,7 +37,7 @@ def derivative_matrix(
     """``M[i, j] = grad phi_j(z_i) . f(z_i)``; ``z, f (N, d)`` -> ``(N, len(feats))``."""
     cols = []
     for phi in feats:
-        grad = sympy.lambdify(list(syms), [sympy.diff(phi, s) for s in syms], modules="numpy")
+        grad = sympy.lambdify(list(syms), [sympy.diff(phi, s) for s in syms], modules=numpy_modules())
         g = np.stack([np.broadcast_to(v, z.shape[:1]) for v in grad(*z.T)], 1)
         cols.append((g * f).sum(1))
     return np.stack(cols, 1)

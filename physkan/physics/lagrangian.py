@@ -29,6 +29,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from physkan.errors import UserError
+
 __all__ = [
     "SingularHessianError",
     "lagrangian_accelerations",
@@ -40,7 +42,7 @@ __all__ = [
 LagrangianFn = Callable[[Tensor], Tensor]
 
 
-class SingularHessianError(ValueError):
+class SingularHessianError(UserError, ValueError):
     """The velocity Hessian ``d^2 L / d q_dot^2`` (the mass matrix) cannot be inverted.
 
     Raised by :func:`lagrangian_accelerations` when, for at least one sample, the Hessian

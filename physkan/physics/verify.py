@@ -8,6 +8,8 @@ import numpy as np
 import sympy
 from torch import Tensor
 
+from physkan.symbolic.parse import numpy_modules
+
 from .dynamics import rollout_error
 from .lagrangian import LagrangianFn, lagrangian_energy, lagrangian_rhs
 
@@ -110,7 +112,7 @@ def conserved_quantities_check(
     cols = [pts[:, j] for j in range(len(state))]
 
     def num(exprs: list[sympy.Expr]) -> np.ndarray:
-        fn = sympy.lambdify(state, exprs, modules="numpy")
+        fn = sympy.lambdify(state, exprs, modules=numpy_modules())
         vals = fn(*cols)
         return np.stack([np.broadcast_to(np.asarray(v, dtype=float), (n_points,)) for v in vals])
 

@@ -36,15 +36,14 @@ def physkan_symbolic_libraries() -> Sequence[SymbolicLibraryRecord]:
 @hookimpl
 def physkan_problem_types() -> Sequence[ProblemTypeRecord]:
     """The built-in problem types (regression, lagrangian, conservation, metric)."""
-    from physkan.problems.spec import PROBLEM_TYPES
+    from physkan.problems.types import BUILTIN_TYPES, PROBLEM_TYPES
 
-    builtin = ("regression", "lagrangian", "conservation", "metric")
-    return [ProblemTypeRecord(name=n, system_model=PROBLEM_TYPES[n]) for n in builtin]
+    return [ProblemTypeRecord(name=n, system_model=PROBLEM_TYPES.get(n)) for n in BUILTIN_TYPES]
 
 
 @hookimpl
 def physkan_problems() -> Sequence[ProblemRecord]:
     """The problem files shipped in ``physkan/problems/builtin``."""
-    from physkan.problems.loader import BUILTIN_DIR
+    from physkan.problems.loader import BUILTIN_DIR, builtin_names
 
-    return [ProblemRecord(p.stem, p) for p in sorted(BUILTIN_DIR.glob("*.toml"))]
+    return [ProblemRecord(n, BUILTIN_DIR / f"{n}.toml") for n in builtin_names()]

@@ -47,6 +47,11 @@ hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 class SymbolicLibraryRecord:
     """A set of symbolic functions plus what physkan needs to parse and evaluate them.
 
+    The functions join the edge library (:func:`physkan.symbolic.library.register_symbolic`);
+    each name of ``parse_names``, ``numpy_functions`` and ``torch_functions`` becomes one
+    entry of the formula table
+    (:func:`physkan.symbolic.parse.register_formula_function`).
+
     Attributes:
         functions: the :class:`~physkan.symbolic.library.SymbolicFunction` entries.
         parse_names: names usable in problem-file formulas (``"erf"`` -> ``sympy.erf``);
@@ -57,7 +62,7 @@ class SymbolicLibraryRecord:
             own functions with numpy's names (``sinc(x)`` as numpy's ``sinc(x/pi)``), so
             replacing one would silently change data and errors.
         torch_functions: the same for the torch evaluator of found formulas
-            (:func:`physkan.symbolic.simplify.lambdify_torch`); a function listed here is
+            (:func:`physkan.symbolic.parse.lambdify_torch`); a function listed here is
             always called as ``name(args)`` (sympy's own rewrite, e.g. ``sinc`` as an
             ``if``/``else``, is bypassed). Built-in names (``sin``, ``exp`` ...) are refused.
     """

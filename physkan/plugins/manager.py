@@ -13,19 +13,27 @@
   plugins in alphabetical order of their names; a contribution that loses a clash, or
   that physkan refuses, is listed in the plugin's ``refused`` with the reason;
 * :meth:`PhyskanPluginManager.apply` registers the accepted contributions into physkan's
-  registries (basis families, symbolic library, problem types/data makers/objectives,
-  problems), see :mod:`physkan.plugins.apply`.
+  registries through their public ``register_*`` functions (basis families, symbolic
+  library, formula functions, problem types/data makers/objectives/strategies, problems),
+  see :mod:`physkan.plugins.apply`.
+
+:func:`load_plugins` is the registry loader that the composition root (``physkan/__init__``)
+installs with :func:`physkan.registry.add_loader`: it runs once, at the first lookup in any
+registry, so a fresh process sees plugin names everywhere without importing this package.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
 import os
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import pluggy
+
+from physkan import registry
 
 from . import builtin, hookspecs
 from .hookspecs import PROJECT_NAME, ProblemRecord, ProblemTypeRecord, SymbolicLibraryRecord
@@ -41,6 +49,7 @@ __all__ = [
     "PhyskanPluginManager",
     "PluginInfo",
     "get_plugin_manager",
+    "load_plugins",
     "reset_plugin_manager",
 ]
 
@@ -320,11 +329,14 @@ class PhyskanPluginManager:
             else:
                 self._undo[plugin] = txn
 
-    def unregister(self) -> None:
-        """Undo every registration and command this manager made (tests, reloading)."""
+    def unregister(self, *, commands: bool = True) -> None:
+        """Undo every registration (and, with ``commands``, every CLI command) this manager
+        made (tests, reloading)."""
         for txn in self._undo.values():
             txn.rollback()
         self._undo.clear()
+        if not commands:
+            return
         for group, command, _ in self._commands:
             group.commands.pop(command, None)
         self._commands.clear()
@@ -383,23 +395,55 @@ def _dist_version(name: str) -> str:
 
 
 _MANAGER: PhyskanPluginManager | None = None
+#: True while the manager is being created (plugin modules are imported then).
+_CREATING = False
+#: a registry lookup made while creating asked for the plugins: the loader runs again later.
+_DEFERRED = False
 
 
 def get_plugin_manager() -> PhyskanPluginManager:
     """The process-wide plugin manager (created, and plugins loaded, on first use)."""
-    global _MANAGER
+    global _MANAGER, _CREATING, _DEFERRED
     if _MANAGER is None:
-        _MANAGER = PhyskanPluginManager()
+        _CREATING, _DEFERRED = True, False
+        try:
+            manager = PhyskanPluginManager()
+        finally:
+            _CREATING = False
+        _MANAGER = manager
+        if _DEFERRED:  # the loader was asked for too early: let the next lookup run it
+            registry.reset_loaded()
     return _MANAGER
+
+
+def load_plugins() -> None:
+    """Register every plugin's contributions into physkan's registries (the registry loader).
+
+    Installed by ``physkan/__init__.py`` with :func:`physkan.registry.add_loader`, so it runs
+    once, at the first lookup in any registry. Never raises (a broken plugin system leaves
+    physkan's built-ins working), except ``KeyboardInterrupt``.
+    """
+    global _DEFERRED
+    if _CREATING:  # a plugin module looked something up while it was being imported
+        _DEFERRED = True
+        return
+    try:
+        get_plugin_manager().apply()
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # noqa: BLE001 - the host must keep working
+        warnings.warn(f"plugins not loaded: {_describe(exc)}", RuntimeWarning, stacklevel=2)
 
 
 def reset_plugin_manager(*, unregister: bool = False) -> None:
     """Forget the cached manager (tests; after changing ``PHYSKAN_DISABLE_PLUGINS``).
 
-    ``unregister=True`` also takes every plugin contribution back out of physkan's
-    registries (and plugin commands out of the CLI), so the next manager starts clean.
+    Every plugin contribution is taken back out of physkan's registries and the registry
+    loader is re-armed, so the next lookup loads the plugins afresh. ``unregister=True``
+    also takes plugin commands out of the CLI.
     """
     global _MANAGER
-    if unregister and _MANAGER is not None:
-        _MANAGER.unregister()
+    if _MANAGER is not None:
+        _MANAGER.unregister(commands=unregister)
     _MANAGER = None
+    registry.reset_loaded()

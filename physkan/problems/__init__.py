@@ -6,7 +6,8 @@
 >>> data.x_train.shape, data.inputs, data.outputs
 (torch.Size([1000, 2]), ['x', 'y'], ['f'])
 
-Plugins extend this package with :func:`register_problem_type` (a new ``type`` and its
+Problems (:data:`PROBLEMS`) and problem types (:data:`PROBLEM_TYPES`) are registries
+(:class:`physkan.registry.Registry`). Plugins extend this package with :func:`register_problem_type` (a new ``type`` and its
 ``[system]`` model), :func:`register_problem` (a named problem) and
 :func:`register_data_maker` (how to build data for a type).
 """
@@ -24,6 +25,7 @@ from .feynman import FeynmanEquation, feynman_problem, read_feynman_csv
 from .loader import (
     BUILTIN_DIR,
     EXTRA_SOURCES,
+    PROBLEMS,
     ProblemSummary,
     builtin_names,
     list_problems,
@@ -54,6 +56,7 @@ __all__ = [
     "BUILTIN_DIR",
     "DATA_MAKERS",
     "EXTRA_SOURCES",
+    "PROBLEMS",
     "PROBLEM_TYPES",
     "ConservationSystem",
     "DataSection",

@@ -23,8 +23,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from physkan.symbolic.parse import lambdify_arrays as lambdify
+
 from .errors import ProblemError
-from .expressions import lambdify
 from .spec import ProblemSpec
 from .systems import RegressionSystem
 from .tables import file_sha256, read_columns

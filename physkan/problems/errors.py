@@ -16,13 +16,15 @@ from pathlib import Path
 from pydantic import ValidationError
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from physkan.errors import UserError
+
 __all__ = ["ProblemError", "field_error", "format_validation_error", "raise_field_errors"]
 
 #: given a location tuple, the keys that are allowed there (None if unknown).
 AllowedKeys = Callable[[tuple[str | int, ...]], "Sequence[str] | None"]
 
 
-class ProblemError(ValueError):
+class ProblemError(UserError, ValueError):
     """A problem file, name or data set the user has to fix.
 
     ``str(err)`` is one line. ``err.source`` is the file or problem name it concerns (or

@@ -6,7 +6,10 @@
 2. a built-in name — the stem of a file in ``physkan/problems/builtin`` (``"pendulum"``);
 3. a name registered with :func:`register_problem` (plugins, ``physkan_problems`` hook).
 
-Every failure is a one-line :class:`~physkan.problems.errors.ProblemError`.
+Built-in and registered problems share one registry, :data:`PROBLEMS`; the plugin host
+fills it through :func:`register_problem` at the first lookup in any registry (this module
+never imports the plugin system). Every failure is a one-line
+:class:`~physkan.problems.errors.ProblemError`.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from physkan.registry import BUILTIN, Registry
+
 from .errors import ProblemError, format_validation_error
 from .spec import ProblemSpec, allowed_keys
 
@@ -31,6 +36,7 @@ else:  # pragma: no cover - exercised on 3.10 only
 __all__ = [
     "BUILTIN_DIR",
     "EXTRA_SOURCES",
+    "PROBLEMS",
     "ProblemSummary",
     "builtin_names",
     "list_problems",
@@ -43,8 +49,11 @@ __all__ = [
 #: directory of the problem files shipped with physkan (package data).
 BUILTIN_DIR = Path(__file__).resolve().parent / "builtin"
 
-#: problems added at run time (by plugins): name -> spec or path of a TOML file.
-EXTRA_SOURCES: dict[str, ProblemSpec | Path] = {}
+#: problem name -> spec or path of a TOML file: the built-in problem files (source
+#: :data:`~physkan.registry.BUILTIN`) and those registered at run time (plugins).
+PROBLEMS: Registry[ProblemSpec | Path] = Registry("problem")
+#: former name of the table of registered problems (now :data:`PROBLEMS`).
+EXTRA_SOURCES = PROBLEMS
 
 
 @dataclass(frozen=True)
@@ -59,19 +68,36 @@ class ProblemSummary:
 
 def builtin_names() -> list[str]:
     """Names of the built-in problems, sorted."""
-    return sorted(p.stem for p in BUILTIN_DIR.glob("*.toml"))
+    return sorted(n for n in PROBLEMS.names() if PROBLEMS.source(n) == BUILTIN)
 
 
-def register_problem(name: str, spec_or_path: ProblemSpec | str | Path) -> None:
+def registered_names() -> list[str]:
+    """Names of the problems registered at run time (plugins), sorted."""
+    return sorted(n for n in PROBLEMS.names() if PROBLEMS.source(n) != BUILTIN)
+
+
+def register_problem(
+    name: str,
+    spec_or_path: ProblemSpec | str | Path,
+    *,
+    source: str = "user",
+    replace: bool = True,
+) -> None:
     """Make ``load_problem(name)`` return ``spec_or_path`` (a spec or a TOML path).
 
-    Built-in names cannot be shadowed; re-registering a plugin name replaces it.
+    Args:
+        source: who registers it (a plugin's name; ``"user"`` for one's own code).
+        replace: re-registering a name replaces it (the plugin host passes ``False``).
+
+    Raises:
+        ValueError: ``name`` is a built-in problem (built-ins are never shadowed), or it is
+            taken and ``replace`` is false (:class:`~physkan.registry.NameClash`).
     """
-    if name in builtin_names():
+    if PROBLEMS.source(name) == BUILTIN:
         raise ValueError(f"problem name {name!r} is taken by a built-in problem")
     if not isinstance(spec_or_path, ProblemSpec):
         spec_or_path = Path(spec_or_path)
-    EXTRA_SOURCES[name] = spec_or_path
+    PROBLEMS.register(name, spec_or_path, source=source, replace=replace)
 
 
 def read_toml(path: str | Path) -> dict[str, Any]:
@@ -100,7 +126,6 @@ def problem_from_dict(
         source: shown at the start of error messages and kept as ``spec.source``.
         base_dir: a relative ``[data].file`` is taken relative to this directory.
     """
-    _load_plugins()
     raw = dict(data)
     section = raw.get("data")
     if base_dir is not None and isinstance(section, dict) and isinstance(section.get("file"), str):
@@ -118,15 +143,6 @@ def problem_from_dict(
     return spec
 
 
-def _load_plugins() -> None:
-    """Let plugins register their problem types and problems (idempotent, never raises)."""
-    try:
-        from physkan.plugins.manager import get_plugin_manager
-    except ImportError:  # plugin system not available
-        return
-    get_plugin_manager().apply()
-
-
 def _load_file(path: Path) -> ProblemSpec:
     if path.is_dir():
         raise ProblemError(f"{path}: is a directory, expected a .toml problem file", source=path)
@@ -134,14 +150,15 @@ def _load_file(path: Path) -> ProblemSpec:
 
 
 def _unknown(name: str) -> ProblemError:
-    known = [*builtin_names(), *sorted(EXTRA_SOURCES)]
+    registered = registered_names()
+    known = [*builtin_names(), *registered]
     close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
     hint = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
     looks_like_path = name.endswith(".toml") or "/" in name or "\\" in name
     what = "no such problem file" if looks_like_path else "unknown problem"
     return ProblemError(
         f"{what} {name!r}; {hint}built-in problems: {', '.join(builtin_names())}"
-        f"{'; registered: ' + ', '.join(sorted(EXTRA_SOURCES)) if EXTRA_SOURCES else ''}"
+        f"{'; registered: ' + ', '.join(registered) if registered else ''}"
         "; or give the path of a .toml file",
         source=name,
     )
@@ -149,34 +166,31 @@ def _unknown(name: str) -> ProblemError:
 
 def load_problem(name_or_path: str | Path) -> ProblemSpec:
     """Load and validate a problem given a file path, a built-in name or a registered name."""
-    _load_plugins()
     path = Path(name_or_path).expanduser()
     if path.exists():
         return _load_file(path)
     name = str(name_or_path)
-    builtin = BUILTIN_DIR / f"{name}.toml"
-    if "/" not in name and builtin.is_file():
-        spec = _load_file(builtin)
-        spec._source = f"builtin:{name}"
+    entry = PROBLEMS.find(name)
+    if entry is None:
+        raise _unknown(name)
+    if isinstance(entry, ProblemSpec):
+        spec = entry.model_copy(deep=True)
+        spec._source = entry.source or f"plugin:{name}"
         return spec
-    if name in EXTRA_SOURCES:
-        entry = EXTRA_SOURCES[name]
-        if isinstance(entry, ProblemSpec):
-            spec = entry.model_copy(deep=True)
-            spec._source = entry.source or f"plugin:{name}"
-            return spec
-        return _load_file(entry)
-    raise _unknown(name)
+    spec = _load_file(entry)
+    if PROBLEMS.source(name) == BUILTIN:
+        spec._source = f"builtin:{name}"
+    return spec
 
 
 def list_problems() -> list[ProblemSummary]:
     """Summaries of the built-in and registered problems (broken ones show their error)."""
-    _load_plugins()
     rows = []
-    names = [(n, "builtin") for n in builtin_names()] + [(n, "plugin") for n in EXTRA_SOURCES]
+    names = [(n, "builtin") for n in builtin_names()]
+    names += [(n, "plugin") for n in PROBLEMS.names() if PROBLEMS.source(n) != BUILTIN]
     for name, origin in names:
-        entry = EXTRA_SOURCES.get(name)
-        source = origin if not isinstance(entry, Path) else str(entry)
+        entry = PROBLEMS.find(name)
+        source = origin if origin == BUILTIN or not isinstance(entry, Path) else str(entry)
         try:
             spec = load_problem(name)
         except ProblemError as err:
@@ -184,3 +198,7 @@ def list_problems() -> list[ProblemSummary]:
             continue
         rows.append(ProblemSummary(name, spec.type, spec.description, source))
     return rows
+
+
+for _path in sorted(BUILTIN_DIR.glob("*.toml")):
+    PROBLEMS.register(_path.stem, _path)

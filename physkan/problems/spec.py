@@ -47,13 +47,8 @@ from pydantic import (
 from pydantic_core import InitErrorDetails
 
 from .errors import field_error, format_validation_error, raise_field_errors
-from .systems import (
-    ConservationSystem,
-    LagrangianSystem,
-    MetricSystem,
-    RegressionSystem,
-    SystemBase,
-)
+from .systems import SystemBase
+from .types import PROBLEM_TYPES, register_problem_type
 
 __all__ = [
     "PROBLEM_TYPES",
@@ -66,30 +61,6 @@ __all__ = [
     "allowed_keys",
     "register_problem_type",
 ]
-
-#: problem type name -> pydantic model of its ``[system]`` table.
-PROBLEM_TYPES: dict[str, type[SystemBase]] = {
-    "regression": RegressionSystem,
-    "lagrangian": LagrangianSystem,
-    "conservation": ConservationSystem,
-    "metric": MetricSystem,
-}
-
-
-def register_problem_type(name: str, system_model: type[SystemBase]) -> None:
-    """Make ``type = name`` valid; its ``[system]`` table is validated by ``system_model``.
-
-    Re-registering a name replaces the previous model (plugins reloading is harmless).
-    """
-    if not isinstance(system_model, type) or not issubclass(system_model, SystemBase):
-        raise TypeError(
-            f"problem type {name!r}: system model must subclass physkan.problems.SystemBase, "
-            f"got {system_model!r}"
-        )
-    if not re.fullmatch(r"[a-z][a-z0-9_-]*", name):
-        raise ValueError(f"problem type name {name!r} must be lowercase, e.g. 'kepler'")
-    PROBLEM_TYPES[name] = system_model
-
 
 #: most samples ``[data].n_train`` / ``n_test`` may ask for (memory and training time).
 MAX_SAMPLES = 1_000_000
@@ -333,7 +304,7 @@ class ProblemSpec(_Section):
         problem_type = info.data.get("type")
         if problem_type is None:  # the type itself is invalid and reported
             return SystemBase()
-        model = PROBLEM_TYPES[problem_type]
+        model = PROBLEM_TYPES.get(problem_type)
         if isinstance(value, model):
             return value
         if isinstance(value, BaseModel):
@@ -441,7 +412,7 @@ class ProblemSpec(_Section):
 
     def _check_augment(self) -> list[InitErrorDetails]:
         """Each ``[discover].augment`` formula must be a formula of the inputs."""
-        from physkan.symbolic.equivalence import parse_expression
+        from physkan.symbolic.parse import parse_expression
 
         from .expressions import check_bounded
 
@@ -526,7 +497,7 @@ def allowed_keys(problem_type: str | None, loc: tuple[str | int, ...]) -> list[s
     if loc == ():
         return list(ProblemSpec.model_fields)
     if len(loc) == 1 and loc[0] == "system":
-        model = PROBLEM_TYPES.get(problem_type or "")
+        model = PROBLEM_TYPES.find(problem_type or "")
         return list(model.model_fields) if model else None
     if len(loc) == 1 and loc[0] in _SECTIONS:
         return list(_SECTIONS[str(loc[0])].model_fields)

@@ -11,6 +11,7 @@ import sympy
 import torch
 from torch import Tensor, nn
 
+from physkan.io import register_model_kind
 from physkan.kan.network import parse_width
 from physkan.s2kan.edge import S2Layer
 from physkan.s2kan.mdl import MDLParts, data_cost_bits, model_cost_bits
@@ -215,3 +216,6 @@ class S2KAN(nn.Module):
         """Inverse of :meth:`config` (parameters come from the state dict)."""
         cfg = {k: v for k, v in dict(config).items() if k != "kind"}
         return cls(**cfg)
+
+
+register_model_kind("s2kan", S2KAN)  # load_model rebuilds files whose config.kind is this

@@ -1,9 +1,20 @@
-"""Built-in discovery strategies, one module per problem type (each registers itself)."""
+"""Discovery strategies, one module per problem type, and their registry.
 
-from physkan.strategies import conservation, lagrangian, metric, regression
+:mod:`physkan.strategies.base` holds :class:`Discovery`, :data:`Reporter` and the registry
+:data:`STRATEGIES` (problem type -> strategy); the built-in strategies are listed once there
+(:data:`BUILTIN_STRATEGIES`) and their modules are imported on first use. Strategy modules
+never import :mod:`physkan.discover` (the pipeline sits above them).
+"""
 
-# The augmented path wraps the regression strategy registered just above, so it must be
-# imported after it (isort must not merge this line into the one above).
-from physkan.strategies import augmented  # isort: skip
+from physkan.strategies.base import (
+    BUILTIN_STRATEGIES,
+    STRATEGIES,
+    Discovery,
+    Reporter,
+    Strategy,
+    get_strategy,
+    register_strategy,
+)
 
-__all__ = ["augmented", "conservation", "lagrangian", "metric", "regression"]
+__all__ = ["BUILTIN_STRATEGIES", "STRATEGIES", "Discovery", "Reporter", "Strategy",
+           "get_strategy", "register_strategy"]  # fmt: skip

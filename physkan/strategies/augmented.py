@@ -5,7 +5,8 @@ of a deformation gradient), the target is searched as a short linear combination
 monomials (degree <= 3) in the inputs and the auxiliaries. Every subset of up to three
 monomials is solved by least squares and the smallest exact one (relative error below
 1e-8) wins; coefficients are snapped to simple rationals and the result is verified. If
-nothing exact is found, the ordinary KAN regression strategy runs.
+nothing exact is found, the ordinary KAN regression strategy runs
+(:func:`discover_regression_with_augment`, the registered strategy of ``type = "regression"``).
 """
 
 from __future__ import annotations
@@ -15,14 +16,15 @@ import itertools
 import sympy
 import torch
 
-from physkan.discover import STRATEGIES, Discovery, Reporter, register_strategy
 from physkan.physics.invariants import monomials, snap_rational
 from physkan.problems import Dataset, ProblemSpec
 from physkan.problems.errors import ProblemError
-from physkan.symbolic.equivalence import parse_expression
-from physkan.symbolic.simplify import clean_formula, lambdify_torch
+from physkan.strategies.base import Discovery, Reporter
+from physkan.strategies.regression import _check_regression, discover_regression
+from physkan.symbolic.parse import lambdify_torch, parse_expression
+from physkan.symbolic.simplify import clean_formula
 
-__all__ = ["discover_augmented", "sparse_monomial_fit"]
+__all__ = ["discover_augmented", "discover_regression_with_augment", "sparse_monomial_fit"]
 
 
 def sparse_monomial_fit(features: torch.Tensor, y: torch.Tensor, max_terms: int = 3,
@@ -59,8 +61,6 @@ def sparse_monomial_fit(features: torch.Tensor, y: torch.Tensor, max_terms: int 
 
 def discover_augmented(spec: ProblemSpec, data: Dataset, say: Reporter) -> Discovery | None:
     """Exact sparse fit over monomials of inputs and auxiliaries; ``None`` if none is exact."""
-    from physkan.strategies.regression import _check_regression
-
     names = list(data.inputs)
     syms = [sympy.Symbol(n, real=True) for n in names]
     aux_syms, aux_exprs = [], []
@@ -101,9 +101,6 @@ def discover_augmented(spec: ProblemSpec, data: Dataset, say: Reporter) -> Disco
     )  # fmt: skip
 
 
-_plain_regression = STRATEGIES["regression"]
-
-
 def discover_regression_with_augment(spec: ProblemSpec, data: Dataset, say: Reporter) -> Discovery:
     """Try the augmented sparse fit first when the problem names auxiliary inputs."""
     if spec.discover.augment:
@@ -111,7 +108,4 @@ def discover_regression_with_augment(spec: ProblemSpec, data: Dataset, say: Repo
         if result is not None:
             return result
         say("no exact sparse fit with the auxiliary inputs; running the KAN regression")
-    return _plain_regression(spec, data, say)
-
-
-register_strategy("regression", discover_regression_with_augment)
+    return discover_regression(spec, data, say)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import sympy
 import torch
 
-from physkan.discover import Reporter
 from physkan.kan.network import MultKAN
 from physkan.problems import ProblemSpec
+from physkan.strategies.base import Reporter
 from physkan.symbolic.edges import AutoSymbolicReport, auto_symbolic
-from physkan.symbolic.simplify import lambdify_torch
+from physkan.symbolic.parse import lambdify_torch
 
 __all__ = ["build_model", "formula_rmse", "library_of", "sample_ranges", "symbolic_stage"]
 

@@ -17,11 +17,12 @@ import sympy
 import torch
 from torch import Tensor
 
-from physkan.discover import Discovery, Reporter, register_strategy
 from physkan.physics.losses import _quantity_gradients
 from physkan.problems import Dataset, ProblemSpec
+from physkan.strategies.base import Discovery, Reporter
 from physkan.strategies.common import sample_ranges
-from physkan.symbolic.simplify import clean_formula, lambdify_torch, snap_constants
+from physkan.symbolic.parse import lambdify_torch
+from physkan.symbolic.simplify import clean_formula, snap_constants
 
 __all__ = ["canonical_quantity", "discover_conservation"]
 
@@ -122,6 +123,3 @@ def _residuals(found: list[sympy.Expr], state: list[str], data: Dataset) -> dict
         unit = _unit_gradients(lambdify_torch(expr, state), z)
         worst = max(worst, float((unit * fhat).sum(1).abs().max()))
     return {"test_rmse": worst, "max_conservation_residual": worst, "n_found": float(len(found))}
-
-
-register_strategy("conservation", discover_conservation)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import sympy
 import torch
 
-from physkan.discover import Discovery, Reporter, register_strategy
 from physkan.kan.network import MultKAN
 from physkan.problems import Dataset, ProblemSpec
+from physkan.strategies.base import Discovery, Reporter
 from physkan.strategies.common import build_model, sample_ranges, symbolic_stage
 from physkan.symbolic.equivalence import equivalent
 from physkan.symbolic.formula import model_formula
@@ -155,6 +155,3 @@ def _rollout_metrics(spec: ProblemSpec, found: sympy.Expr, data: Dataset) -> dic
     except Exception as exc:  # noqa: BLE001 - a failed rollout is reported, not fatal
         return {"rollout_error": float("nan"), "rollout_failure": str(exc)[:200]}  # type: ignore[dict-item]
     return {f"rollout_{k}": float(v) for k, v in out.items() if isinstance(v, (int, float))}
-
-
-register_strategy("lagrangian", discover_lagrangian)

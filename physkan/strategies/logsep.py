@@ -17,10 +17,10 @@ from torch import Tensor
 from physkan.kan.network import MultKAN
 from physkan.symbolic.formula import raw_formula
 from physkan.symbolic.library import get_symbolic
+from physkan.symbolic.parse import lambdify_numpy
 from physkan.symbolic.simplify import (
     DEFAULT_CONSTANTS,
     clean_formula,
-    lambdify_numpy,
     snap_to_data,
     snap_value,
 )

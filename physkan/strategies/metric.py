@@ -19,8 +19,8 @@ from __future__ import annotations
 import sympy
 import torch
 
-from physkan.discover import Discovery, Reporter, register_strategy
 from physkan.problems import Dataset, ProblemSpec
+from physkan.strategies.base import Discovery, Reporter
 from physkan.strategies.common import build_model
 from physkan.symbolic.equivalence import equivalent
 
@@ -75,7 +75,7 @@ def discover_metric(spec: ProblemSpec, data: Dataset, say: Reporter) -> Discover
     if found is not None:
         formula_expr, _, summary = found
         from physkan.physics.metric import spatial_flatness_loss
-        from physkan.symbolic.simplify import lambdify_torch
+        from physkan.symbolic.parse import lambdify_torch
 
         fn = lambdify_torch(formula_expr, [radius])
         symbolic_loss = float(spatial_flatness_loss(lambda x: fn(x).reshape(-1, 1), r, mass,
@@ -182,6 +182,3 @@ def _check(found, truth, radius: str, spec: ProblemSpec, loss: float, report: st
                 f"{loss:.1e} ({flat} {TARGET_LOSS:.0e})"
             )
     return False, f"not the Gullstrand-Painleve form: {eq.reason}"
-
-
-register_strategy("metric", discover_metric)

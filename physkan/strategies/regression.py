@@ -27,9 +27,9 @@ import sympy
 import torch
 from torch import Tensor
 
-from physkan.discover import Discovery, Reporter, register_strategy
 from physkan.kan.network import MultKAN
 from physkan.problems import Dataset, ProblemSpec
+from physkan.strategies.base import Discovery, Reporter
 from physkan.strategies.common import build_model, formula_rmse, sample_ranges, symbolic_stage
 from physkan.strategies.logsep import (
     LOG_LIBRARY,
@@ -323,6 +323,3 @@ def _check_regression(spec: ProblemSpec, found: list[sympy.Expr], data: Dataset)
         ok &= eq.equivalent
         reasons.append(f"{name}: {eq.reason}")
     return ok, "; ".join(reasons)
-
-
-register_strategy("regression", discover_regression)

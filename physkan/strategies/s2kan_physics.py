@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import sympy
 
-from physkan.discover import Discovery, Reporter
 from physkan.problems import Dataset, ProblemSpec
 from physkan.s2kan import S2KAN, train_s2kan
+from physkan.strategies.base import Discovery, Reporter
 from physkan.strategies.common import sample_ranges
 from physkan.strategies.s2kan_fit import S2KANReport, kinetic_teacher, s2kan_config, s2kan_model
 

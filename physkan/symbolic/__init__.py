@@ -1,6 +1,9 @@
-"""Symbolic toolkit: function library, affine fitting, constant snapping, equivalence checks.
+"""Symbolic toolkit: formula front end, function library, affine fitting, constant snapping,
+equivalence checks.
 
 Pure functions on tensors and sympy expressions; the KAN network calls into these.
+:mod:`physkan.symbolic.parse` is the one formula front end (``parse_expression``, the
+formula function table, ``lambdify_numpy``/``lambdify_torch``).
 """
 
 from physkan.symbolic.compile import kanpiler
@@ -11,7 +14,7 @@ from physkan.symbolic.edges import (
     suggest_edge,
     unfix_symbolic,
 )
-from physkan.symbolic.equivalence import Equivalence, equivalent, parse_expression
+from physkan.symbolic.equivalence import Equivalence, equivalent
 from physkan.symbolic.expand import augment_input, expand_depth, expand_width, perturb
 from physkan.symbolic.fit import (
     AffineFit,
@@ -31,12 +34,19 @@ from physkan.symbolic.library import (
     register_symbolic,
     resolve_library,
 )
+from physkan.symbolic.parse import (
+    FORMULA_FUNCTIONS,
+    ExpressionError,
+    FormulaFunction,
+    lambdify_numpy,
+    lambdify_torch,
+    parse_expression,
+    register_formula_function,
+)
 from physkan.symbolic.simplify import (
     DEFAULT_CONSTANTS,
     clean_formula,
     formula_error,
-    lambdify_numpy,
-    lambdify_torch,
     snap_constants,
     snap_to_data,
     snap_value,
@@ -60,6 +70,9 @@ __all__ = [
     "unfix_symbolic",
     "DEFAULT_CONSTANTS",
     "DEFAULT_LIBRARY",
+    "FORMULA_FUNCTIONS",
+    "ExpressionError",
+    "FormulaFunction",
     "AffineFit",
     "Candidate",
     "Equivalence",
@@ -75,6 +88,7 @@ __all__ = [
     "lambdify_numpy",
     "lambdify_torch",
     "parse_expression",
+    "register_formula_function",
     "register_symbolic",
     "resolve_library",
     "score_candidate",

@@ -23,7 +23,7 @@ import sympy
 import torch
 
 from physkan.kan.network import MultKAN
-from physkan.symbolic.equivalence import parse_expression
+from physkan.symbolic.parse import parse_expression
 from physkan.symbolic.tree import Edge, Group, TreeNode, expression_tree, variable_nodes
 
 __all__ = ["CompiledLayout", "build_model", "kanpiler", "layout"]
@@ -180,9 +180,9 @@ def _symbols(variables: Iterable[str | sympy.Symbol]) -> list[sympy.Symbol]:
 
 
 def _to_expr(expr: sympy.Expr | str, syms: list[sympy.Symbol]) -> sympy.Expr:
-    if isinstance(expr, str):
-        return parse_expression(expr, syms)
-    expr = sympy.sympify(expr)
+    # strings parse to plain symbols (the public convention); the kanpiler works on the
+    # real symbols of ``syms``, matched by name below
+    expr = parse_expression(expr, syms) if isinstance(expr, str) else sympy.sympify(expr)
     by_name = {s.name: s for s in syms}
     foreign = sorted(s.name for s in expr.free_symbols if s.name not in by_name)
     if foreign:

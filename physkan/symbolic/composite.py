@@ -32,8 +32,7 @@ def composite_function(text: str) -> SymbolicFunction | None:
     """
     if text in _CACHE:
         return _CACHE[text]
-    from physkan.symbolic.equivalence import parse_expression
-    from physkan.symbolic.simplify import lambdify_torch
+    from physkan.symbolic.parse import lambdify_torch, parse_expression
 
     try:
         expr = parse_expression(text, ["x"])

@@ -2,7 +2,9 @@
 
 :func:`equivalent` compares ``found`` and ``truth`` (sympy expressions or strings):
 
-1. Both are brought to the same symbols (matched by name to ``variables``). If ``found``
+1. Both are brought to the same symbols (matched by name to ``variables``; strings are read
+   by :func:`physkan.symbolic.parse.parse_expression`, and every symbol is made
+   ``real=True`` internally so sympy can prove e.g. ``sqrt(x**2) == Abs(x)``). If ``found``
    uses a symbol that is not a variable, the answer is "not equivalent" with that reason.
 2. Symbolic: ``simplify(found - truth) == 0`` (or, with ``up_to``, a constant offset /
    constant ratio). Skipped for expressions with more than ``_SIMPLIFY_MAX_OPS`` operations
@@ -23,80 +25,20 @@
 
 from __future__ import annotations
 
-import difflib
-import keyword
 import math
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from tokenize import TokenError
 from typing import Literal
 
 import numpy as np
 import sympy
-from sympy.parsing.sympy_parser import (
-    convert_xor,
-    parse_expr,
-    standard_transformations,
-)
 
-from physkan.symbolic.simplify import lambdify_numpy
+from physkan.symbolic.parse import lambdify_numpy, parse_expression, real_symbols
 
 __all__ = ["Equivalence", "equivalent", "parse_expression"]
 
 _SIMPLIFY_MAX_OPS = 80
 _DEFAULT_RANGE = (0.5, 2.0)
-
-#: Names usable in a formula string besides the variables (aliases included).
-_FUNCTIONS: dict[str, object] = {
-    "pi": sympy.pi,
-    "E": sympy.E,
-    "exp": sympy.exp,
-    "log": sympy.log,
-    "ln": sympy.log,
-    "sqrt": sympy.sqrt,
-    "abs": sympy.Abs,
-    "Abs": sympy.Abs,
-    "sign": sympy.sign,
-    "sgn": sympy.sign,
-    "sin": sympy.sin,
-    "cos": sympy.cos,
-    "tan": sympy.tan,
-    "cot": sympy.cot,
-    "sinh": sympy.sinh,
-    "cosh": sympy.cosh,
-    "tanh": sympy.tanh,
-    "asin": sympy.asin,
-    "acos": sympy.acos,
-    "atan": sympy.atan,
-    "atan2": sympy.atan2,
-    "asinh": sympy.asinh,
-    "acosh": sympy.acosh,
-    "atanh": sympy.atanh,
-    "arcsin": sympy.asin,
-    "arccos": sympy.acos,
-    "arctan": sympy.atan,
-    "arctan2": sympy.atan2,
-    "arcsinh": sympy.asinh,
-    "arccosh": sympy.acosh,
-    "arctanh": sympy.atanh,
-    "gaussian": lambda u: sympy.exp(-(u**2)),
-    "Max": sympy.Max,
-    "Min": sympy.Min,
-    "max": sympy.Max,
-    "min": sympy.Min,
-    "Heaviside": sympy.Heaviside,
-    "Rational": sympy.Rational,
-    "Integer": sympy.Integer,
-    "Float": sympy.Float,
-    "Symbol": sympy.Symbol,
-}
-
-_TRANSFORMS = (*standard_transformations, convert_xor)
-_PARSE_ERRORS = (SyntaxError, TypeError, TokenError, ValueError, AttributeError, NameError)
-_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z_0-9]*")
-_ALLOWED_CHARS = re.compile(r"[A-Za-z0-9_\s+\-*/^().,]*")
-_FORBIDDEN = re.compile(r"__|\.\s*[A-Za-z_]")
 
 
 @dataclass(frozen=True)
@@ -127,74 +69,16 @@ def _names(variables: Sequence[str | sympy.Symbol]) -> list[str]:
     return [v.name if isinstance(v, sympy.Symbol) else str(v) for v in variables]
 
 
-def _canonical_symbols(variables: Sequence[str | sympy.Symbol]) -> dict[str, sympy.Symbol]:
-    return {n: sympy.Symbol(n, real=True) for n in _names(variables)}
-
-
-def parse_expression(
-    text: str, variables: Sequence[str | sympy.Symbol], *, strict: bool = True
-) -> sympy.Expr:
-    """Parse a formula string into sympy with the variables as real symbols.
-
-    ``^`` means power; ``pi``, ``E``, ``ln``, ``arcsin``/``asin``..., ``abs``, ``sgn`` are
-    known. Variables may shadow sympy names (``E``, ``gamma``, ``beta``, ``I``...); a variable
-    called ``lambda`` is accepted.
-
-    Raises:
-        ValueError: syntax errors, and (``strict``) names that are neither variables nor known
-            functions/constants (the message lists them and close matches).
-    """
-    if not isinstance(text, str):
-        raise ValueError(f"expected a formula string, got {type(text).__name__}")
-    if not _ALLOWED_CHARS.fullmatch(text) or _FORBIDDEN.search(text):
-        raise ValueError(
-            f"cannot parse formula {text!r}: only names, numbers, + - * / ^ ** ( ) , and "
-            "spaces are allowed (no attribute access or dunder names)"
-        )
-    syms = _canonical_symbols(variables)
-    local: dict[str, object] = dict(_FUNCTIONS)
-    source = text
-    for name, sym in syms.items():
-        if keyword.iskeyword(name):
-            safe = f"{name}_kw_"
-            source = re.sub(rf"\b{name}\b", safe, source)
-            local[safe] = sym
-        else:
-            local[name] = sym
-    unknown = [
-        n for n in dict.fromkeys(_NAME_RE.findall(source)) if n not in local and not n.isdigit()
-    ]
-    if strict and unknown:
-        pool = list(syms) + [k for k in _FUNCTIONS if k[0].islower() or k in ("E",)]
-        hints = []
-        for n in unknown:
-            close = difflib.get_close_matches(n, pool, n=3, cutoff=0.6)
-            hints.append(f"{n!r}" + (f" (did you mean {', '.join(close)}?)" if close else ""))
-        raise ValueError(
-            f"unknown name(s) in formula {text!r}: {', '.join(hints)}; "
-            f"variables are {', '.join(syms) or '(none)'}"
-        )
-    for n in unknown:
-        local[n] = sympy.Symbol(n, real=True)
-    try:
-        expr = parse_expr(source, local_dict=local, global_dict={"__builtins__": {}, **{
-            k: getattr(sympy, k) for k in ("Integer", "Float", "Rational", "Symbol", "Function")
-        }}, transformations=_TRANSFORMS, evaluate=True)  # fmt: skip
-    except _PARSE_ERRORS as exc:
-        raise ValueError(f"cannot parse formula {text!r}: {exc}") from exc
-    if not isinstance(expr, sympy.Expr):
-        raise ValueError(f"formula {text!r} is not an expression (got {type(expr).__name__})")
-    return expr
-
-
 def _to_expr(obj, variables: Sequence[str | sympy.Symbol]) -> sympy.Expr:
-    """String or sympy object → expression over the canonical (real) variable symbols."""
+    """String or sympy object → expression over real symbols (for sympy's proofs).
+
+    Strings are read by :func:`physkan.symbolic.parse.parse_expression` (unknown names
+    become symbols, reported afterwards as "not among the variables"); every symbol is then
+    made real, matched by name.
+    """
     if isinstance(obj, str):
-        return parse_expression(obj, variables, strict=False)
-    expr = sympy.sympify(obj)
-    syms = _canonical_symbols(variables)
-    mapping = {s: syms[s.name] for s in expr.free_symbols if getattr(s, "name", None) in syms}
-    return expr.xreplace(mapping)
+        obj = parse_expression(obj, variables, strict=False)
+    return real_symbols(sympy.sympify(obj))
 
 
 def _foreign_symbols(expr: sympy.Expr, names: Sequence[str]) -> list[str]:

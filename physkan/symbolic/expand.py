@@ -23,8 +23,7 @@ import torch
 from torch import Tensor
 
 from physkan.kan.network import MultKAN
-from physkan.symbolic.equivalence import parse_expression
-from physkan.symbolic.simplify import lambdify_torch
+from physkan.symbolic.parse import lambdify_torch, parse_expression
 
 __all__ = ["augment_input", "expand_depth", "expand_width", "perturb"]
 

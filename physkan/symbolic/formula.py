@@ -15,6 +15,7 @@ import sympy
 import torch
 from torch import Tensor
 
+from physkan.errors import PhyskanError
 from physkan.kan.network import MultKAN
 from physkan.symbolic.library import get_symbolic
 from physkan.symbolic.simplify import clean_formula, snap_constants, snap_to_data, to_latex, to_text
@@ -22,7 +23,7 @@ from physkan.symbolic.simplify import clean_formula, snap_constants, snap_to_dat
 __all__ = ["Formula", "NumericEdgeError", "model_formula", "raw_formula"]
 
 
-class NumericEdgeError(ValueError):
+class NumericEdgeError(PhyskanError, ValueError):
     """The network still has spline edges, so it has no closed form."""
 
 

@@ -14,7 +14,9 @@ Guards, all with tiny effect away from the singularity:
 * ``tan``: ``sin(x)/cos(x)`` with ``|cos(x)| >= 1e-4``.
 * ``exp``/``sinh``/``cosh``: the argument is clamped to ``[-80, 80]``.
 
-Plugins extend the library with :func:`register_symbolic`.
+The registry :data:`SYMBOLIC` (a :class:`physkan.registry.Registry`) holds them; plugins
+extend it with :func:`register_symbolic`, called by the plugin host at the first lookup in
+any registry (this module never imports the plugin system).
 """
 
 from __future__ import annotations
@@ -28,8 +30,14 @@ import sympy
 import torch
 from torch import Tensor
 
+from physkan.errors import UserError
+from physkan.kan.layer import set_symbolic_resolver
+from physkan.registry import BUILTIN, Registry
+
 __all__ = [
+    "BUILTIN_SYMBOLIC",
     "DEFAULT_LIBRARY",
+    "SYMBOLIC",
     "IntervalCheck",
     "SymbolicFunction",
     "UnknownSymbolicError",
@@ -86,7 +94,7 @@ class SymbolicFunction:
         return ok
 
 
-class UnknownSymbolicError(ValueError):
+class UnknownSymbolicError(UserError, ValueError):
     """Raised by :func:`get_symbolic` for a name that is neither registered nor an alias."""
 
 
@@ -163,9 +171,8 @@ def _no_tan_pole(lo: Tensor, hi: Tensor) -> Tensor:
 
 # --------------------------------------------------------------------------- registry
 
-_REGISTRY: dict[str, SymbolicFunction] = {}
-
-_ALIASES: dict[str, str] = {
+#: alias -> canonical name of the built-in functions (lookups are normalised first).
+BUILTIN_ALIASES: dict[str, str] = {
     "id": "x",
     "identity": "x",
     "linear": "x",
@@ -213,38 +220,40 @@ _ALIASES: dict[str, str] = {
 
 
 def _normalise(name: str) -> str:
-    key = name.strip().lower().replace(" ", "").replace("**", "^")
-    return key
+    return name.strip().lower().replace(" ", "").replace("**", "^")
 
 
-def register_symbolic(fn: SymbolicFunction, *, overwrite: bool = False) -> None:
-    """Add ``fn`` to the registry under ``fn.name``.
+#: canonical name (or alias) -> function; plugins' functions join at the first lookup.
+SYMBOLIC: Registry[SymbolicFunction] = Registry(
+    "symbolic function", error=UnknownSymbolicError, normalise=_normalise
+)
+
+
+def register_symbolic(
+    fn: SymbolicFunction,
+    *,
+    overwrite: bool = False,
+    source: str = BUILTIN,
+    aliases: tuple[str, ...] = (),
+) -> None:
+    """Add ``fn`` to the registry under ``fn.name`` (and the given normalised ``aliases``).
+
+    Args:
+        overwrite: replace an entry of the same name (a plugin never replaces a built-in).
+        source: who registers it (:data:`physkan.registry.BUILTIN` or a plugin's name).
 
     Raises:
-        ValueError: the name (or an alias of it) is already taken and ``overwrite`` is False.
+        ValueError: the name (or an alias of it) is already taken and ``overwrite`` is False
+            (:class:`~physkan.registry.NameClash`, a ``ValueError``).
     """
     if not fn.name or not isinstance(fn.name, str):
         raise ValueError("a symbolic function needs a non-empty string name")
-    if not overwrite and (fn.name in _REGISTRY or fn.name in _ALIASES):
-        raise ValueError(
-            f"symbolic function {fn.name!r} is already registered; pass overwrite=True to replace it"
-        )
-    _REGISTRY[fn.name] = fn
+    SYMBOLIC.register(fn.name, fn, source=source, aliases=aliases, replace=overwrite)
 
 
 def available_symbolic() -> list[str]:
-    """Names of all registered functions, in registration order (plugin functions appear
-    once plugins are applied, e.g. after the first lookup of an unknown name)."""
-    return list(_REGISTRY)
-
-
-def _load_plugin_functions() -> None:
-    """Register the functions contributed by plugins (idempotent, like basis families)."""
-    try:
-        from physkan.plugins.manager import get_plugin_manager
-    except ImportError:  # plugin system not available
-        return
-    get_plugin_manager().apply()
+    """Names of all registered functions, in registration order (built-ins, then plugins)."""
+    return SYMBOLIC.names()
 
 
 def get_symbolic(name: str | SymbolicFunction) -> SymbolicFunction:
@@ -255,32 +264,30 @@ def get_symbolic(name: str | SymbolicFunction) -> SymbolicFunction:
     """
     if isinstance(name, SymbolicFunction):
         return name
-    if name in _REGISTRY:
-        return _REGISTRY[name]
-    _load_plugin_functions()
-    if name in _REGISTRY:
-        return _REGISTRY[name]
+    fn = SYMBOLIC.find(str(name))
+    if fn is not None:
+        return fn
     key = _normalise(str(name))
-    if key in _REGISTRY:
-        return _REGISTRY[key]
-    if key in _ALIASES and _ALIASES[key] in _REGISTRY:
-        return _REGISTRY[_ALIASES[key]]
-    lowered = {k.lower(): k for k in _REGISTRY}
+    names = SYMBOLIC.names()
+    lowered = {k.lower(): k for k in names}
     if key in lowered:
-        return _REGISTRY[lowered[key]]
+        return SYMBOLIC.get(lowered[key])
     if any(op in str(name) for op in "()+-*/"):
         from physkan.symbolic.composite import composite_function
 
         composite = composite_function(str(name))
         if composite is not None:
             return composite
-    pool = list(_REGISTRY) + list(_ALIASES)
-    close = difflib.get_close_matches(key, pool, n=5, cutoff=0.5)
-    close = list(dict.fromkeys(_ALIASES.get(c, c) for c in close))
+    aliases = SYMBOLIC.aliases()
+    close = difflib.get_close_matches(key, names + list(aliases), n=5, cutoff=0.5)
+    close = list(dict.fromkeys(aliases.get(c, c) for c in close))
     hint = f" Did you mean: {', '.join(close)}?" if close else ""
     raise UnknownSymbolicError(
-        f"unknown symbolic function {name!r}.{hint} Available: {', '.join(_REGISTRY)}"
+        f"unknown symbolic function {name!r}.{hint} Available: {', '.join(names)}"
     )
+
+
+set_symbolic_resolver(get_symbolic)  # KAN layers evaluate symbolic edges with this library
 
 
 def resolve_library(
@@ -301,6 +308,9 @@ def resolve_library(
     return out
 
 
+_BUILTIN_NAMES: list[str] = []
+
+
 def _add(
     name: str,
     torch_fn: Callable[[Tensor], Tensor],
@@ -313,6 +323,7 @@ def _add(
     pole_free: IntervalCheck | None = None,
     period: float | None = None,
 ) -> None:
+    _BUILTIN_NAMES.append(name)
     register_symbolic(
         SymbolicFunction(
             name=name,
@@ -324,7 +335,8 @@ def _add(
             symmetry=symmetry,
             pole_free=pole_free,
             period=period,
-        )
+        ),
+        aliases=tuple(a for a, target in BUILTIN_ALIASES.items() if target == name),
     )
 
 
@@ -466,4 +478,4 @@ DEFAULT_LIBRARY: tuple[str, ...] = (
 )  # fmt: skip
 
 #: names of the functions shipped with physkan (plugins add to the registry later).
-BUILTIN_SYMBOLIC: tuple[str, ...] = tuple(_REGISTRY)
+BUILTIN_SYMBOLIC: tuple[str, ...] = tuple(_BUILTIN_NAMES)

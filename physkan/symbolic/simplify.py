@@ -6,7 +6,9 @@
 * :func:`snap_to_data` does the same constant by constant, but keeps a snap only when the
   formula's error on data does not get worse (up to a small slack).
 * :func:`clean_formula` tries a handful of cheap, safe rewrites and keeps the shortest.
-* :func:`to_text`, :func:`to_latex`, :func:`lambdify_torch` export the result.
+* :func:`to_text`, :func:`to_latex` export the result; :func:`lambdify_numpy` and
+  :func:`lambdify_torch` (re-exported from :mod:`physkan.symbolic.parse`, the one formula
+  front end) evaluate it.
 """
 
 from __future__ import annotations
@@ -17,9 +19,9 @@ from fractions import Fraction
 
 import numpy as np
 import sympy
-import torch
-from sympy.printing.lambdarepr import LambdaPrinter
 from torch import Tensor
+
+from physkan.symbolic.parse import lambdify_numpy, lambdify_torch
 
 __all__ = [
     "DEFAULT_CONSTANTS",
@@ -27,7 +29,6 @@ __all__ = [
     "formula_error",
     "lambdify_numpy",
     "lambdify_torch",
-    "register_torch_function",
     "snap_constants",
     "snap_to_data",
     "snap_value",
@@ -121,44 +122,6 @@ def snap_constants(
         if snapped is not None:
             mapping[f] = snapped
     return expr.xreplace(mapping) if mapping else expr
-
-
-def _symbols_for(expr: sympy.Expr, variables: Sequence[VariableLike]) -> list[sympy.Symbol]:
-    """Symbols of ``expr`` in the order of ``variables`` (matched by name)."""
-    by_name = {s.name: s for s in expr.free_symbols if isinstance(s, sympy.Symbol)}
-    names = [v.name if isinstance(v, sympy.Symbol) else str(v) for v in variables]
-    extra = sorted(set(by_name) - set(names))
-    if extra:
-        raise ValueError(
-            f"expression depends on {', '.join(extra)} which is not among the variables "
-            f"({', '.join(names)})"
-        )
-    return [by_name.get(n, sympy.Symbol(n)) for n in names]
-
-
-def lambdify_numpy(
-    expr: sympy.Expr, variables: Sequence[VariableLike]
-) -> Callable[[np.ndarray], np.ndarray]:
-    """float64 numpy evaluator ``X (N, n_vars) -> (N,)``; domain errors give NaN, not warnings."""
-    expr = sympy.sympify(expr)
-    syms = _symbols_for(expr, variables)
-    from physkan.plugins.numeric import numpy_modules  # plugin functions (erf, ...)
-
-    fn = sympy.lambdify(syms, expr, modules=numpy_modules())
-
-    def evaluate(X: np.ndarray) -> np.ndarray:
-        arr = np.asarray(X, dtype=np.float64)
-        if arr.ndim == 1:
-            arr = arr[:, None]
-        with np.errstate(all="ignore"):
-            out = fn(*[arr[:, i] for i in range(arr.shape[1])])
-            out = np.asarray(out)
-            if np.iscomplexobj(out):
-                out = np.where(np.abs(out.imag) <= 1e-12 * np.abs(out.real), out.real, np.nan)
-            out = np.asarray(out, dtype=np.float64)
-        return np.broadcast_to(out, (arr.shape[0],)).copy()
-
-    return evaluate
 
 
 def formula_error(expr: sympy.Expr, variables: Sequence[VariableLike], X, y) -> float:
@@ -312,135 +275,3 @@ def to_text(expr: sympy.Expr, *, digits: int | None = None) -> str:
 def to_latex(expr: sympy.Expr, *, digits: int | None = None) -> str:
     """LaTeX formula, floats rounded to ``digits`` significant digits."""
     return sympy.latex(_round_floats(sympy.sympify(expr), digits))
-
-
-# --------------------------------------------------------------------------- torch export
-
-
-class _TorchLambdaPrinter(LambdaPrinter):
-    """LambdaPrinter whose output only uses names of :data:`_TORCH_NAMESPACE`.
-
-    A sympy function with a torch implementation registered by
-    :func:`register_torch_function` is printed as a plain call ``name(args)``, before any
-    rewrite sympy's printer would apply (``sinc`` would become a Python ``if``/``else``,
-    which cannot branch on a tensor).
-    """
-
-    def _print(self, expr, **kwargs) -> str:
-        if isinstance(expr, sympy.Function) and type(expr).__name__ in _PLUGIN_TORCH:
-            args = ", ".join(self._print(a) for a in expr.args)
-            return f"{type(expr).__name__}({args})"
-        return super()._print(expr, **kwargs)
-
-    def _print_sign(self, expr: sympy.Expr) -> str:
-        return f"sign({self._print(expr.args[0])})"
-
-    def _print_Exp1(self, expr: sympy.Expr) -> str:
-        return "e"
-
-    def _print_Max(self, expr: sympy.Expr) -> str:
-        return self._fold("maximum", expr.args)
-
-    def _print_Min(self, expr: sympy.Expr) -> str:
-        return self._fold("minimum", expr.args)
-
-    def _print_Heaviside(self, expr: sympy.Expr) -> str:
-        return f"heaviside({self._print(expr.args[0])})"
-
-    def _fold(self, name: str, args) -> str:
-        out = self._print(args[0])
-        for a in args[1:]:
-            out = f"{name}({out}, {self._print(a)})"
-        return out
-
-
-def _tensorise(fn: Callable[..., Tensor]) -> Callable[..., Tensor]:
-    def wrapped(*args):
-        return fn(*[a if isinstance(a, Tensor) else torch.tensor(float(a), dtype=torch.float64)
-                    for a in args])  # fmt: skip
-
-    return wrapped
-
-
-_TORCH_NAMESPACE: dict[str, object] = {
-    name: _tensorise(getattr(torch, tname))
-    for name, tname in {
-        "sin": "sin", "cos": "cos", "tan": "tan", "exp": "exp", "log": "log", "sqrt": "sqrt",
-        "sinh": "sinh", "cosh": "cosh", "tanh": "tanh", "asin": "asin", "acos": "acos",
-        "atan": "atan", "asinh": "asinh", "acosh": "acosh", "atanh": "atanh",
-        "sign": "sign", "maximum": "maximum", "minimum": "minimum", "atan2": "atan2",
-    }.items()
-}  # fmt: skip
-_TORCH_NAMESPACE.update(
-    pi=math.pi,
-    e=math.e,
-    abs=abs,
-    heaviside=_tensorise(lambda t: (t > 0).to(t.dtype) + 0.5 * (t == 0).to(t.dtype)),
-)
-
-
-#: printed sympy function name -> torch implementation, added by plugins
-#: (:attr:`physkan.plugins.SymbolicLibraryRecord.torch_functions`).
-_PLUGIN_TORCH: dict[str, Callable[..., Tensor]] = {}
-
-
-def register_torch_function(name: str, fn: Callable[..., Tensor]) -> None:
-    """Evaluate the sympy function printed as ``name`` with ``fn`` in :func:`lambdify_torch`.
-
-    ``fn`` receives the printed arguments (tensors, or Python numbers for constant
-    arguments such as the order of ``besselj(0, x)``).
-
-    Raises:
-        ValueError: ``name`` is a built-in name of the torch evaluator (``sin``, ``exp`` ...)
-            or already registered; built-ins are never replaced.
-        TypeError: ``fn`` is not callable.
-    """
-    if not isinstance(name, str) or not name.isidentifier():
-        raise ValueError(f"torch function name must be an identifier, got {name!r}")
-    if not callable(fn):
-        raise TypeError(f"torch function {name!r} must be callable, got {type(fn).__name__}")
-    if name in _TORCH_NAMESPACE and name not in _PLUGIN_TORCH:
-        raise ValueError(f"torch function {name!r} is built in and cannot be replaced")
-    if name in _PLUGIN_TORCH:
-        raise ValueError(f"torch function {name!r} is already registered")
-    _PLUGIN_TORCH[name] = fn
-    _TORCH_NAMESPACE[name] = fn
-
-
-def unregister_torch_function(name: str) -> None:
-    """Remove a function added by :func:`register_torch_function` (no-op if absent)."""
-    if _PLUGIN_TORCH.pop(name, None) is not None:
-        _TORCH_NAMESPACE.pop(name, None)
-
-
-def lambdify_torch(
-    expr: sympy.Expr | str, variables: Sequence[VariableLike]
-) -> Callable[[Tensor], Tensor]:
-    """Torch evaluator of a formula: ``X (N, n_vars) -> (N,)`` (differentiable, keeps dtype).
-
-    ``variables`` gives the column order of ``X``; strings are parsed with
-    :func:`physkan.symbolic.equivalence.parse_expression`. Plain (unguarded) torch functions
-    are used, so ``log`` of a negative number gives NaN, as the formula says.
-    """
-    if isinstance(expr, str):
-        from physkan.symbolic.equivalence import parse_expression
-
-        expr = parse_expression(expr, variables)
-    expr = sympy.sympify(expr)
-    syms = _symbols_for(expr, variables)
-    printer = _TorchLambdaPrinter(
-        {"fully_qualified_modules": False, "inline": True, "allow_unknown_functions": True}
-    )
-    fn = sympy.lambdify(syms, expr, modules=[_TORCH_NAMESPACE], printer=printer)
-
-    def evaluate(X: Tensor) -> Tensor:
-        if X.ndim == 1:
-            X = X.unsqueeze(1)
-        out = fn(*[X[:, i] for i in range(X.shape[1])])
-        if not isinstance(out, Tensor):
-            out = torch.tensor(float(out), dtype=X.dtype)
-        if out.dtype != X.dtype and X.is_floating_point():
-            out = out.to(X.dtype)
-        return out.expand(X.shape[0]) if out.ndim == 0 else out
-
-    return evaluate

@@ -34,6 +34,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
+from physkan.errors import PhyskanError
 from physkan.train.data import rank_and_world
 from physkan.train.objectives import Batch, Objective
 
@@ -43,7 +44,7 @@ __all__ = ["HISTORY_KEY", "PhyskanModule", "RecordingModel", "RemoteLossError"]
 HISTORY_KEY = "physkan/train_loss_history"
 
 
-class RemoteLossError(RuntimeError):
+class RemoteLossError(PhyskanError, RuntimeError):
     """Another DDP rank failed to compute its loss; this rank stops with it."""
 
 

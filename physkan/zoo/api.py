@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from physkan.zoo import _fs, store
+from physkan import _fs
+from physkan.zoo import store
 from physkan.zoo.card import ModelCard, ZooError, parse_spec
 from physkan.zoo.client import ZooCache, ZooClient, fetch_to_cache
 from physkan.zoo.local import LocalZoo, ModelRef, default_cache_dir, default_zoo_dir

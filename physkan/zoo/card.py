@@ -16,6 +16,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from physkan.errors import UserError
+
 __all__ = [
     "NAME_PATTERN",
     "ModelCard",
@@ -33,7 +35,7 @@ _NAME_RE = re.compile(NAME_PATTERN)
 RESERVED_ALIASES = frozenset({"latest"})
 
 
-class ZooError(Exception):
+class ZooError(UserError):
     """Any problem with a zoo file, a zoo directory or a zoo server.
 
     The message is meant for the user: it says what is wrong and, where
@@ -73,9 +75,9 @@ def physkan_version() -> str:
         return version("physkan")
     except PackageNotFoundError:
         try:
-            import physkan
+            from physkan._version import __version__
 
-            return str(getattr(physkan, "__version__", "0+unknown"))
+            return str(__version__)
         except Exception:  # pragma: no cover - a broken package must not break the zoo
             return "0+unknown"
 

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 import click
 
+from physkan.errors import UserError
 from physkan.zoo.card import ZooError, parse_spec
 
 __all__ = ["DATA_ERRORS", "ZooCliError", "describe_error", "zoo_group"]
@@ -25,7 +26,7 @@ __all__ = ["DATA_ERRORS", "ZooCliError", "describe_error", "zoo_group"]
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class ZooCliError(click.ClickException):
+class ZooCliError(click.ClickException, UserError):
     """A user-facing zoo error: one line on stderr, exit code 2."""
 
     exit_code = 2

@@ -31,7 +31,7 @@ from typing import Annotated, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from physkan.zoo import _fs
+from physkan import _fs
 from physkan.zoo.card import ModelCard, Spec, ZooError, parse_spec, validate_name
 from physkan.zoo.local import ModelRef
 from physkan.zoo.store import StoredModel, read_header, read_model_file
@@ -188,7 +188,7 @@ def remove_stale_temps(directory: Path, max_age_s: float = _STALE_TEMP_S) -> lis
     """Delete abandoned ``.tmp-*`` files in ``directory``; return what was removed.
 
     A temp file is abandoned when its writer process is gone (its pid is in
-    the name, see :func:`physkan.zoo._fs.clean_stale_temps`) or when it is
+    the name, see :func:`physkan._fs.clean_stale_temps`) or when it is
     older than ``max_age_s``: longer than a download may take, so this also
     covers a pid that was reused by an unrelated process.
     """

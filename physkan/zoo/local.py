@@ -18,7 +18,7 @@ those entries *in memory*: reads never write. A version file that does not
 read, or whose card names another model or version than its path, is listed
 under ``damaged`` and skipped (``latest`` is the newest healthy version).
 Writers first remove the temp files and ``.N.reserved`` markers of killed
-writers (:func:`physkan.zoo._fs.remove_stale`), so their versions are reused.
+writers (:func:`physkan._fs.remove_stale`), so their versions are reused.
 Version allocation is safe across threads and processes: the next number is
 chosen under the per-name ``fcntl`` lock and reserved with ``O_EXCL``, and the
 final file is published with ``os.link`` so it can never overwrite another.
@@ -35,13 +35,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from physkan.zoo import _fs
+from physkan import _fs
 from physkan.zoo.card import ModelCard, Spec, ZooError, parse_spec, validate_alias, validate_name
 from physkan.zoo.store import read_header, verify_file, write_model_file
 
 __all__ = ["LocalZoo", "ModelRef", "default_cache_dir", "default_zoo_dir", "summaries"]
 
 INDEX_FORMAT = 1
+#: how often :meth:`LocalZoo.add` takes a fresh version number after a publish collision.
+_PUBLISH_ATTEMPTS = 8
 _VERSION_FILE = re.compile(r"^([1-9][0-9]*)\.h5$")
 _RESERVED = re.compile(r"^\.([1-9][0-9]*)\.reserved$")
 _RESERVED_NAMES = frozenset({"index.json"})
@@ -293,6 +295,9 @@ class LocalZoo:
             version = max(taken, default=0) + 1
             while True:
                 marker = d / f".{version}.reserved"
+                if os.path.lexists(d / f"{version}.h5"):  # a direct look, not the listing
+                    version += 1
+                    continue
                 try:
                     fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
                 except FileExistsError:
@@ -308,14 +313,21 @@ class LocalZoo:
         Stale temp files and reservations left in the model directory by
         killed writers are removed first.
         """
-        version, marker = self._reserve(card.name)
-        try:
-            path = self.version_path(card.name, version)
-            stamped = card.model_copy(update={"version": version})
-            sha = write_model_file(path, stamped, config, state, overwrite=False)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                marker.unlink()
+        for attempt in range(_PUBLISH_ATTEMPTS):
+            version, marker = self._reserve(card.name)
+            try:
+                path = self.version_path(card.name, version)
+                stamped = card.model_copy(update={"version": version})
+                sha = write_model_file(path, stamped, config, state, overwrite=False)
+                break
+            except ZooError:
+                # publishing never clobbers (a hard link): if another writer got this
+                # number first after all, take the next one
+                if not path.exists() or attempt == _PUBLISH_ATTEMPTS - 1:
+                    raise
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    marker.unlink()
         self.refresh_index(card.name)
         return ModelRef(card.name, version, path, sha)
 

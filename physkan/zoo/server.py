@@ -34,7 +34,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from physkan.zoo import _fs
+from physkan import _fs
+from physkan.errors import PhyskanError
 from physkan.zoo.card import Spec, ZooError, physkan_version, validate_name
 from physkan.zoo.hdf5_guard import DeclaredSizeError
 from physkan.zoo.local import LocalZoo, summaries
@@ -75,7 +76,7 @@ _CODES = {
 }
 
 
-class ApiError(Exception):
+class ApiError(PhyskanError):
     """An error answered as ``{"error": code, "detail": detail}`` with ``status``."""
 
     def __init__(

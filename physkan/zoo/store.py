@@ -36,7 +36,6 @@ ensure_ascii=False).encode("utf-8")`` and the card is first converted with
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -47,7 +46,7 @@ from typing import Any
 
 import numpy as np
 
-from physkan.zoo import _fs
+from physkan import _fs
 from physkan.zoo.card import ModelCard, ZooError, card_from_json
 from physkan.zoo.hdf5_guard import check_open_file
 
@@ -181,10 +180,8 @@ def write_model_file(
     sha = payload_sha256(card, config, arrays)
     card_json = canonical_json(card.model_dump(mode="json")).decode()
     config_json = canonical_json(dict(config)).decode()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _fs.temp_path(path.parent)
     try:
-        with h5py.File(tmp, "w") as f:
+        with _fs.atomic_file(path, overwrite=overwrite) as tmp, h5py.File(tmp, "w") as f:
             f.attrs["format"] = FORMAT_NAME
             f.attrs["format_version"] = FORMAT_VERSION
             f.attrs["physkan_version"] = card.physkan_version
@@ -197,14 +194,8 @@ def write_model_file(
             group.attrs["names"] = json.dumps(list(arrays))
             for name, arr in arrays.items():
                 _write_tensor(group, name, arr)
-        _fs.fsync_file(tmp)
-        try:
-            _fs.publish(tmp, path, overwrite=overwrite)
-        except FileExistsError:
-            raise ZooError(f"{path} already exists; zoo files are immutable") from None
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
+    except FileExistsError:
+        raise ZooError(f"{path} already exists; zoo files are immutable") from None
     return sha
 
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-import physkan
+from physkan._version import __version__
 from physkan.zoo.card import ModelCard
 from physkan.zoo.store import write_model_file
 
@@ -133,16 +133,15 @@ class ServerProcess:
         import httpx
 
         self.port = free_port()
-        repo = str(Path(physkan.__file__).resolve().parent.parent)
+        pkg_dir = str(Path(__file__).resolve().parents[1])  # physkan/
+        repo = str(Path(pkg_dir).parent)
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [repo, env.get("PYTHONPATH")]))
         env["PHYSKAN_ZOO_TOKENS"] = ",".join(self.tokens)
         env.pop("PHYSKAN_ZOO_TOKENS_FILE", None)
         env.setdefault("OMP_NUM_THREADS", "1")
         if self.light:
-            pkg_dir = str(Path(physkan.__file__).resolve().parent)
-            version = str(getattr(physkan, "__version__", "0+unknown"))
-            cmd = [sys.executable, "-c", _LIGHT_LAUNCHER, pkg_dir, version]
+            cmd = [sys.executable, "-c", _LIGHT_LAUNCHER, pkg_dir, __version__]
         else:
             cmd = [sys.executable, "-m", "physkan.zoo"]
         cmd += ["serve", "--host", "127.0.0.1"]

@@ -10,7 +10,10 @@ matter how large the numbers are. It refuses, before sympy evaluates anything ex
   integers with billions of digits;
 * constants larger than :data:`MAX_MAGNITUDE` in absolute value (``exp(1000)``) and
   non-finite ones (``1/0``, ``log(0)``);
-* complex constants (``sqrt(-1)``, ``log(-2)``), since problem formulas are real.
+* complex constants (``sqrt(-1)``, ``log(-2)``), since formulas are real.
+
+:func:`physkan.symbolic.parse.parse_expression` runs these checks on every formula it
+reads, whoever the caller is.
 """
 
 from __future__ import annotations
@@ -21,6 +24,10 @@ import re
 from collections.abc import Callable, Mapping
 
 import sympy
+
+from physkan.errors import PhyskanError
+
+from ._table import ExpressionError
 
 __all__ = ["MAX_MAGNITUDE", "MAX_POWER_DIGITS", "check_constants", "check_literals"]
 
@@ -55,8 +62,6 @@ def check_literals(text: str) -> None:
     sympy turns a literal into an exact binary Float, which for a decimal exponent in
     the millions takes minutes; exponents beyond :data:`MAX_POWER_DIGITS` are refused.
     """
-    from .expressions import ExpressionError
-
     for match in _LITERAL.finditer(text):
         exponent = match.group(2).lstrip("+-")
         if len(exponent) > 6 or int(exponent) > MAX_POWER_DIGITS:
@@ -66,7 +71,7 @@ def check_literals(text: str) -> None:
             )
 
 
-class _Refused(Exception):
+class _Refused(PhyskanError):
     """Internal: the reason a constant is refused (turned into ``ExpressionError``)."""
 
 
@@ -80,8 +85,6 @@ def check_constants(
         text: the formula as written (quoted in the message).
         constants: values of the symbols that are constants of the problem.
     """
-    from .expressions import ExpressionError
-
     try:
         _value(expr, dict(constants or {}))
     except _Refused as err:

@@ -1,4 +1,12 @@
-"""Crash-safe file system primitives for the zoo.
+"""Crash-safe file system primitives (atomic publish, temp files, locks).
+
+The bottom of physkan's layers (``docs/architecture.md``): it imports nothing from physkan,
+so every layer — :mod:`physkan.io`'s model files, the zoo's store, index and cache — writes
+files the same way.
+
+* :func:`atomic_file` is the one way to write a file atomically: a context manager that
+  yields a temp path in the target directory and, when the block succeeds, fsyncs it and
+  publishes it (below); on any error the temp file is removed and nothing appears.
 
 * :func:`temp_path` names a temp file in the target directory; the name embeds
   the writer's pid so that :func:`clean_stale_temps` can tell an abandoned
@@ -23,11 +31,13 @@ from pathlib import Path
 
 __all__ = [
     "TEMP_PREFIX",
+    "atomic_file",
     "atomic_write_bytes",
     "clean_stale_temps",
     "file_lock",
     "find_stale",
     "fsync_dir",
+    "fsync_file",
     "is_stale",
     "publish",
     "remove_stale",
@@ -38,7 +48,7 @@ TEMP_PREFIX = ".tmp-"
 RESERVED_SUFFIX = ".reserved"
 #: An unreadable owner (empty reservation marker) is given this long to appear.
 GRACE_S = 60.0
-#: No zoo writer runs this long: older temp files are abandoned whatever their pid says.
+#: No writer (zoo or model file) runs this long: older temp files are abandoned whatever their pid says.
 MAX_WRITER_AGE_S = 24 * 3600.0
 _MAX_PID = 1 << 22
 
@@ -48,22 +58,18 @@ def temp_path(directory: Path, suffix: str = ".h5") -> Path:
     return directory / f"{TEMP_PREFIX}{os.getpid()}-{uuid.uuid4().hex}{suffix}"
 
 
-def fsync_dir(directory: Path) -> None:
-    """fsync a directory so that renames/links inside it survive a power cut."""
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def fsync_file(path: Path) -> None:
-    """fsync the data of a file already written and closed."""
+    """fsync the data of a file already written and closed (or a directory's entries)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def fsync_dir(directory: Path) -> None:
+    """fsync a directory so that renames/links inside it survive a power cut."""
+    fsync_file(directory)
 
 
 def publish(tmp: Path, final: Path, *, overwrite: bool) -> None:
@@ -80,19 +86,30 @@ def publish(tmp: Path, final: Path, *, overwrite: bool) -> None:
     fsync_dir(final.parent)
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically: temp file, fsync, replace, fsync dir."""
+@contextlib.contextmanager
+def atomic_file(path: Path, *, overwrite: bool = True) -> Iterator[Path]:
+    """Write ``path`` atomically: yield a temp path next to it, then fsync and publish it.
+
+    The caller writes (and closes) the yielded temp file inside the ``with`` block. When the
+    block succeeds the file is fsynced and moved into place with :func:`publish` (so with
+    ``overwrite=False`` an existing ``path`` raises :class:`FileExistsError`); on any error
+    the temp file is removed and ``path`` is untouched. The parent directory is created.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_path(path.parent, suffix=path.suffix or ".tmp")
     try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        publish(tmp, path, overwrite=True)
+        yield tmp
+        fsync_file(tmp)
+        publish(tmp, path, overwrite=overwrite)
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically: temp file, fsync, replace, fsync dir."""
+    with atomic_file(path) as tmp, open(tmp, "wb") as fh:
+        fh.write(data)
 
 
 @contextlib.contextmanager
