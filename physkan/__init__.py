@@ -7,8 +7,17 @@ The public API is small; everything else lives in subpackages (``physkan.kan``,
 This module is the composition root: before anything else it installs the plugin loader
 (:func:`physkan.plugins.manager.load_plugins`) with :func:`physkan.registry.add_loader`, so
 the plugins fill the core registries once, at the first lookup in any of them. Core
-packages never import :mod:`physkan.plugins` themselves.
+packages never import :mod:`physkan.plugins` themselves. The loader also imports the
+modules that register the built-in model kinds, so ``load_model`` knows them.
+
+The public names below are imported on first use (PEP 562 ``__getattr__``): ``import
+physkan`` stays light (no torch), which keeps the zoo server at a few tens of MB
+(``docs/zoo.md``). ``from physkan import KAN`` works as before.
 """
+
+import importlib
+import sys
+import types
 
 from physkan import registry as _registry
 
@@ -17,31 +26,66 @@ def _load_plugins() -> None:
     """The registry loader: load the plugins and register their contributions (once)."""
     from physkan.plugins.manager import load_plugins
 
+    for module in _MODEL_KIND_MODULES:  # built-in model kinds before any plugin's
+        importlib.import_module(module)
     load_plugins()
 
 
 _registry.add_loader(_load_plugins)
 
 from physkan._version import __version__  # noqa: E402 - the loader must be installed first
-from physkan.discover import discover  # noqa: E402 - the function shadows the module name
-from physkan.io import load_model, save_model  # noqa: E402
-from physkan.kan import (  # noqa: E402
-    KAN,
-    KANLayer,
-    MultKAN,
-    available_basis_families,
-    register_basis_family,
-)
-from physkan.s2kan import S2KAN  # noqa: E402
-from physkan.symbolic import auto_symbolic, fix_symbolic, kanpiler, model_formula  # noqa: E402
+
+#: public name -> module it lives in; imported on first use (PEP 562), so ``import physkan``
+#: and the light zoo server (``physkan.zoo.server``) never load torch by themselves.
+_LAZY = {
+    "discover": "physkan.discover",
+    "load_model": "physkan.io",
+    "save_model": "physkan.io",
+    "KAN": "physkan.kan",
+    "KANLayer": "physkan.kan",
+    "MultKAN": "physkan.kan",
+    "available_basis_families": "physkan.kan",
+    "register_basis_family": "physkan.kan",
+    "S2KAN": "physkan.s2kan",
+    "auto_symbolic": "physkan.symbolic",
+    "fix_symbolic": "physkan.symbolic",
+    "kanpiler": "physkan.symbolic",
+    "model_formula": "physkan.symbolic",
+    "s2kan_discover": "physkan.s2kan",
+    "train_s2kan": "physkan.s2kan",
+}
+#: modules whose import registers a built-in model kind (``physkan.io.MODEL_KINDS``)
+_MODEL_KIND_MODULES = ("physkan.kan.network", "physkan.s2kan.model")
 
 
-def __getattr__(name: str):  # S2KAN training loads the Lightning engine: only on first use
-    if name in ("s2kan_discover", "train_s2kan"):
-        import physkan.s2kan
+class _Root(types.ModuleType):
+    """The ``physkan`` module: ``physkan.discover`` stays the function.
 
-        return getattr(physkan.s2kan, name)
-    raise AttributeError(f"module 'physkan' has no attribute {name!r}")
+    Importing the submodule :mod:`physkan.discover` makes Python set the package
+    attribute ``discover`` to that module; this keeps the function there instead.
+    """
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if name == "discover" and isinstance(value, types.ModuleType):
+            value = getattr(value, "discover", value)
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Root
+
+
+def __getattr__(name: str) -> object:
+    """Import a public name's module on first use (PEP 562)."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'physkan' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
 
 
 __all__ = [

@@ -81,8 +81,11 @@ def cli() -> None:
 @click.option("--zoo", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Local zoo to register the result in (default: $PHYSKAN_ZOO or the user data dir).")
 @click.option("--no-register", is_flag=True, help="Do not register the result in the zoo.")
+@click.option("--time-budget", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Seconds the discovery may take (overrides [discover].time_budget, default 60); "
+                   "it answers with the best formula found by then.")
 def discover(problem: str, as_json: bool, seed: int | None, steps: int | None, out: Path | None,
-             zoo: Path | None, no_register: bool) -> None:  # fmt: skip
+             zoo: Path | None, no_register: bool, time_budget: float | None) -> None:  # fmt: skip
     """Run data -> train -> prune -> symbolic -> verify -> register and print the formula."""
     from physkan.discover import discover as run_discover
 
@@ -91,7 +94,7 @@ def discover(problem: str, as_json: bool, seed: int | None, steps: int | None, o
         with user_errors():
             if out is not None:  # before training, so a bad --out costs nothing
                 _make_dir(out)
-            result = run_discover(problem, seed=seed, steps=steps, report=report)
+            result = run_discover(problem, seed=seed, steps=steps, report=report, time_budget=time_budget)
             if out is not None:
                 _write_outputs(result, out)
             if not no_register:
@@ -165,6 +168,19 @@ def _print_discovery(result) -> None:
     console.print(table)
     if result.numeric_edges:
         console.print(f"  [yellow]edges left as splines:[/] {result.numeric_edges}")
+    if result.pareto:  # the equations table PySR users expect
+        front = Table(title="Pareto front (simplest first)", title_justify="left")
+        front.add_column("complexity", justify="right")
+        front.add_column("test RMSE", justify="right")
+        front.add_column("formula")
+        chosen = set(result.formula_text)
+        for cand in result.pareto:
+            row = cand.as_json()
+            mark = "[bold cyan]" if row["formula"] in chosen else ""
+            rmse = row["test_rmse"]
+            front.add_row(str(row["complexity"]), "inf" if rmse is None else f"{rmse:.3e}",
+                          f"{mark}{row['formula']}{'[/]' if mark else ''}")  # fmt: skip
+        console.print(front)
     console.print(f"  time: {result.seconds:.1f} s")
     if result.zoo_id:
         console.print(f"  zoo id: {result.zoo_id}")

@@ -9,9 +9,16 @@ pykan (``pip install pykan``) is timed too when importable; it is never a depend
 Also reports the peak resident-memory growth (ru_maxrss) of fitting a
 [2,5,1] KAN on 10k points for a few LBFGS steps.
 
-Usage: ``python scripts/bench_layer.py [--json OUT] [--repeats 20] [--threads 1] [--clock cpu]``.
-Times are per-process CPU time on one thread by default (robust on a shared machine);
-compare ratios, not absolute times. pykan is timed with its default settings and in its
+Variants: physkan's layer on the *local* B-spline path (only the ``k + 1`` active functions,
+:mod:`physkan.kan.local_spline`), on the *dense* basis path, on ``auto`` (what the layer
+picks), the dense matmul, and ``torch.compile`` of the network (``--compile``), each at every
+``--threads`` count, interleaved three times (median of the medians).
+
+Usage: ``python scripts/bench_layer.py [--json docs/bench_layer.json] [--repeats 20]
+[--threads 1 2] [--clock cpu] [--compile]``.
+Times are per-process CPU time by default (robust on a shared machine; with 2 threads it
+sums both threads' time, so use ``--clock wall`` on an idle machine for a 2-thread wall
+figure); compare ratios, not absolute times. pykan is timed with its default settings and in its
 fastest mode (symbolic branch off, activations not saved).
 """
 
@@ -19,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import subprocess
@@ -121,6 +129,73 @@ def peak_memory_fit() -> float:
     return float(out.stdout.strip().splitlines()[-1])
 
 
+def _model(widths: list[int], grid: int, k: int, path: str) -> MultKAN:
+    model = MultKAN(widths, grid=grid, k=k, seed=0)
+    for layer in model.layers:
+        layer.spline_path = path
+    return model
+
+
+def bench_threads(args: argparse.Namespace, threads: int) -> dict:
+    """All variants at ``threads`` torch threads, interleaved 3 times (median of medians)."""
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    widths = args.width
+    x = torch.rand(args.batch, widths[0]) * 2 - 1
+    y = torch.randn(args.batch, widths[-1])
+    steps = {
+        "physkan_local": make_step(_model(widths, args.grid, args.k, "local"), x, y),
+        "physkan_dense": make_step(_model(widths, args.grid, args.k, "dense"), x, y),
+        "physkan": make_step(_model(widths, args.grid, args.k, "auto"), x, y),
+        "dense": make_step(DenseEquivalent(widths, args.grid + args.k + 1), x, y),
+    }
+    if args.compile:  # torch.compile of the whole network, each spline path (slow to build)
+        for path in ("local", "dense"):
+            t0 = time.perf_counter()
+            step = make_step(torch.compile(_model(widths, args.grid, args.k, path)), x, y)
+            step()
+            steps[f"compiled_{path}"] = step
+            print(f"torch.compile ({path}) built in {time.perf_counter() - t0:.0f} s")
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    for _ in range(3):  # interleave to share the machine's noise fairly
+        for name, step in steps.items():
+            times[name].append(median_step_ms(step, args.repeats))
+    out: dict = {f"{name}_ms": statistics.median(v) for name, v in times.items()}
+    for name in steps:
+        if name != "dense":
+            out[f"ratio_{name}_to_dense"] = out[f"{name}_ms"] / out["dense_ms"]
+    out["ratio_to_dense"] = out["ratio_physkan_to_dense"]
+    out["auto_path"] = "local" if _model(widths, args.grid, args.k, "auto").layers[0].uses_local_path(args.batch) else "dense"
+    return out
+
+
+#: (batch, in, out, G) shapes of one layer for ``--crossover`` (discovery-sized to wide).
+CROSSOVER_SHAPES = [(1000, 2, 5, 5), (1000, 2, 5, 20), (1000, 5, 1, 20), (4096, 2, 5, 10),
+                    (1024, 8, 8, 10), (1024, 16, 16, 5), (256, 64, 64, 10), (1024, 64, 64, 3),
+                    (1024, 64, 64, 10), (1024, 64, 64, 20)]  # fmt: skip
+
+
+def crossover(k: int, repeats: int) -> list[dict]:
+    """One layer, forward + backward (input gradient included): local vs dense path per shape."""
+    from physkan.kan.layer import KANLayer
+
+    rows = []
+    for n, i, o, g in CROSSOVER_SHAPES:
+        layer = KANLayer(i, o, grid_size=g, k=k)
+        x = (torch.rand(n, i) * 2 - 1).requires_grad_()
+        ms = {}
+        for path in ("dense", "local"):
+            layer.spline_path = path
+            ms[path] = median_step_ms(lambda: layer(x).square().sum().backward(), repeats)  # noqa: B023
+        layer.spline_path = "auto"
+        rows.append({"batch": n, "in": i, "out": o, "grid": g, "dense_ms": ms["dense"],
+                     "local_ms": ms["local"], "local_over_dense": ms["local"] / ms["dense"],
+                     "auto": "local" if layer.uses_local_path(n) else "dense"})  # fmt: skip
+        print(f"{n:5d} x {i:2d} -> {o:2d}, G={g:2d}: dense {ms['dense']:6.2f} ms, local "
+              f"{ms['local']:6.2f} ms, local/dense {ms['local'] / ms['dense']:.2f}, auto: {rows[-1]['auto']}")  # fmt: skip
+    return rows
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", type=str, default=None, help="write results to this file")
@@ -129,42 +204,59 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--grid", type=int, default=10)
     parser.add_argument("--k", type=int, default=3)
     parser.add_argument("--width", type=int, nargs="+", default=[64, 64, 64])
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2],
+                        help="torch thread counts to run (default 1 2)")  # fmt: skip
     parser.add_argument("--clock", choices=["cpu", "wall"], default="cpu")
+    parser.add_argument("--compile", action="store_true",
+                        help="also time torch.compile of the network (~1 min to build per path)")  # fmt: skip
+    parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory probe")
+    parser.add_argument("--crossover", action="store_true",
+                        help="also time one layer, local vs dense path, over a range of shapes")  # fmt: skip
     args = parser.parse_args(argv)
     global CLOCK
     CLOCK = time.process_time if args.clock == "cpu" else time.perf_counter
-    torch.set_num_threads(args.threads)
+    if any(t < 1 for t in args.threads) or args.repeats < 1 or args.batch < 1:
+        parser.error("--threads, --repeats and --batch must be positive")
 
-    torch.manual_seed(0)
     widths = args.width
-    x = torch.rand(args.batch, widths[0]) * 2 - 1
-    y = torch.randn(args.batch, widths[-1])
-    ours = MultKAN(widths, grid=args.grid, k=args.k, seed=0)
-    dense = DenseEquivalent(widths, args.grid + args.k + 1)
-
-    # interleave to share the machine's noise fairly
-    ours_ms, dense_ms = [], []
-    step_ours, step_dense = make_step(ours, x, y), make_step(dense, x, y)
-    for _ in range(3):
-        ours_ms.append(median_step_ms(step_ours, args.repeats))
-        dense_ms.append(median_step_ms(step_dense, args.repeats))
-    result = {
+    result: dict = {
         "config": {
             "width": widths,
             "grid": args.grid,
             "k": args.k,
             "batch": args.batch,
-            "threads": torch.get_num_threads(),
+            "threads": args.threads,
             "torch": torch.__version__,
             "python": sys.version.split()[0],
             "machine": platform.machine(),
+            "processor": cpu_name(),
+            "cores": os.cpu_count(),
+            "load_average_before": os.getloadavg()[0],
             "clock": args.clock,
+            "command": "python scripts/bench_layer.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         },
-        "physkan_ms": statistics.median(ours_ms),
-        "dense_ms": statistics.median(dense_ms),
+        "by_threads": {},
     }
-    result["ratio_to_dense"] = result["physkan_ms"] / result["dense_ms"]
+    for threads in args.threads:
+        run = bench_threads(args, threads)
+        result["by_threads"][str(threads)] = run
+        print(f"--- {threads} thread(s)")
+        for name in ("physkan", "physkan_local", "physkan_dense", "compiled_local", "compiled_dense"):
+            if f"{name}_ms" in run:
+                print(f"{name:15s} {run[f'{name}_ms']:8.2f} ms/step   ratio to dense = {run[f'ratio_{name}_to_dense']:.2f}")
+        print(f"{'dense matmul':15s} {run['dense_ms']:8.2f} ms/step   (auto path: {run['auto_path']})")
+    if args.crossover:
+        torch.set_num_threads(args.threads[0])
+        print(f"--- crossover, one layer fwd + bwd, {args.threads[0]} thread(s)")
+        result["crossover"] = crossover(args.k, args.repeats)
+    first = result["by_threads"][str(args.threads[0])]
+    # the keys of the single-thread-count report, for the first thread count
+    result.update({key: first[key] for key in ("physkan_ms", "dense_ms", "ratio_to_dense")})
+    result["config"]["load_average_after"] = os.getloadavg()[0]
+    torch.set_num_threads(args.threads[0])
+    torch.manual_seed(0)
+    x = torch.rand(args.batch, widths[0]) * 2 - 1
+    y = torch.randn(args.batch, widths[-1])
     pykan_ms = bench_pykan(widths, args.grid, args.k, x, y, args.repeats, fastest=False)
     pykan_fast_ms = bench_pykan(widths, args.grid, args.k, x, y, args.repeats, fastest=True)
     result["pykan_ms"] = pykan_ms
@@ -173,21 +265,32 @@ def main(argv: list[str] | None = None) -> dict:
     result["speedup_vs_pykan_fastest"] = (
         None if pykan_fast_ms is None else pykan_fast_ms / result["physkan_ms"]
     )
-    result["peak_memory_fit_2_5_1_10k_mib"] = peak_memory_fit()
+    result["peak_memory_fit_2_5_1_10k_mib"] = None if args.no_memory else peak_memory_fit()
 
-    print(f"physkan       {result['physkan_ms']:8.2f} ms/step")
-    print(f"dense equiv.  {result['dense_ms']:8.2f} ms/step   ratio physkan/dense = {result['ratio_to_dense']:.2f}")
     if pykan_ms is None:
         print("pykan         not installed (pip install pykan to compare)")
     else:
         print(f"pykan         {pykan_ms:8.2f} ms/step   speed-up = {result['speedup_vs_pykan']:.1f}x (default settings)")
         print(f"pykan fastest {pykan_fast_ms:8.2f} ms/step   speed-up = {result['speedup_vs_pykan_fastest']:.1f}x "
               "(symbolic_enabled=False, save_act=False)")
-    print(f"peak memory of a [2,5,1] LBFGS fit on 10k points: {result['peak_memory_fit_2_5_1_10k_mib']:.1f} MiB")
+    if result["peak_memory_fit_2_5_1_10k_mib"] is not None:
+        print(f"peak memory of a [2,5,1] LBFGS fit on 10k points: {result['peak_memory_fit_2_5_1_10k_mib']:.1f} MiB")
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(result, fh, indent=2)
     return result
+
+
+def cpu_name() -> str:
+    """The CPU model from /proc/cpuinfo (Linux), else ``platform.processor()``."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
 
 
 if __name__ == "__main__":

@@ -46,7 +46,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("symbolic",),
     ("kan",),
     ("io",),
-    ("_fs", "registry", "errors", "_version"),
+    ("_fs", "registry", "errors", "_version", "budget"),
 )
 RANK: dict[str, int] = {pkg: len(LAYERS) - i for i, layer in enumerate(LAYERS) for pkg in layer}
 
@@ -57,7 +57,8 @@ CLI_MODULES = ("cli", "__main__")
 CORE = tuple(pkg for pkg, rank in RANK.items() if rank < RANK["plugins"])
 
 #: what the bottom modules may import from physkan.
-BOTTOM_ALLOWED = {"_fs": (), "errors": (), "_version": (), "registry": ("physkan.errors",)}
+BOTTOM_ALLOWED = {"_fs": (), "errors": (), "_version": (), "registry": ("physkan.errors",),
+                  "budget": ("physkan.errors",)}
 
 #: the zoo modules a server process imports: they must stay light (no torch) at import time.
 ZOO_SERVING = ("physkan.zoo.server",)

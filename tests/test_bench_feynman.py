@@ -63,3 +63,35 @@ def test_bench_cli_bad_csv(tmp_path: Path) -> None:
     result = CliRunner().invoke(bench_group, ["feynman", "--csv", str(_write(tmp_path, "name,formula\nx,y\n"))])
     assert result.exit_code != 0
     assert "missing column" in result.output
+
+
+NASTY_ROW = "nasty.1,f,sin(3*a*b)*exp(c)/(1 + d**2*a) + cos(b - c*d),a:0.5:2 b:-1:1 c:-1:1 d:-2:2\n"
+
+
+def test_bench_time_budget_bounds_every_row(tmp_path: Path) -> None:
+    """An unrecoverable row answers within its budget (+10 %), cut short and not flagged."""
+    summary = run_feynman_bench(_write(tmp_path, CSV.splitlines(keepends=True)[0] + NASTY_ROW),
+                                n_train=300, n_test=300, steps=5000, time_budget=6.0)  # fmt: skip
+    (row,) = summary.rows
+    assert row.error is None and row.formula
+    assert row.seconds <= 6.0 * 1.1, row.seconds
+    assert row.budget_exhausted and not row.over_budget and not row.recovered
+    assert summary.to_json()["over_budget"] == 0
+
+
+@pytest.mark.recovery
+@pytest.mark.parametrize("flag", ["--time-budget", "--timeout"])
+def test_bench_cli_time_budget_noise_and_alias(tmp_path: Path, flag: str) -> None:
+    out = tmp_path / "res.json"
+    result = CliRunner().invoke(bench_group, ["feynman", "--csv", str(_write(tmp_path)), "--limit", "1",
+                                              "--steps", "20", "--n-train", "300", "--noise", "1e-4",
+                                              flag, "30", "--json", str(out)])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    (row,) = json.loads(out.read_text())["rows"]
+    assert row["recovered"] is True, row
+    assert row["seconds"] <= 33 and row["budget_exhausted"] is False and row["over_budget"] is False
+
+
+def test_bench_cli_bad_time_budget(tmp_path: Path) -> None:
+    result = CliRunner().invoke(bench_group, ["feynman", "--csv", str(_write(tmp_path)), "--time-budget", "0"])
+    assert result.exit_code == 2 and "--time-budget" in result.output

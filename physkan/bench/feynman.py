@@ -4,6 +4,11 @@ Each row of the CSV (see :mod:`physkan.problems.feynman`) becomes a regression p
 sampled on its box; :func:`physkan.discover.discover` runs on it and the row records exact
 recovery, the formula's test RMSE and the wall time. A row that raises is recorded as
 failed with the reason, and the run goes on.
+
+With a time budget ``S`` each row's discovery runs with ``time_budget=S`` and answers within
+it (``budget_exhausted`` records whether it was cut short); a row over ``S`` by more than
+:data:`OVERRUN_SLACK` is flagged ``over_budget`` (a bug). A hard alarm at
+:func:`hard_limit` seconds still ends a runaway row, so the run goes on.
 """
 
 from __future__ import annotations
@@ -19,7 +24,15 @@ from typing import Any
 
 from physkan.errors import PhyskanError
 
-__all__ = ["BenchRow", "BenchSummary", "RowTimeout", "run_feynman_bench"]
+__all__ = ["OVERRUN_SLACK", "BenchRow", "BenchSummary", "RowTimeout", "hard_limit", "run_feynman_bench"]
+
+#: Relative overrun of the time budget a row may show before it is flagged ``over_budget``.
+OVERRUN_SLACK = 0.1
+
+
+def hard_limit(time_budget: float) -> float:
+    """Seconds after which a row is killed (SIGALRM): well past the budget it must meet."""
+    return 2.0 * time_budget + 30.0
 
 
 @dataclass
@@ -34,6 +47,8 @@ class BenchRow:
     seconds: float
     error: str | None = None
     recovery: str = ""
+    budget_exhausted: bool = False
+    over_budget: bool = False
 
 
 @dataclass
@@ -59,6 +74,10 @@ class BenchSummary:
     def seconds(self) -> float:
         return sum(r.seconds for r in self.rows)
 
+    @property
+    def n_over_budget(self) -> int:
+        return sum(r.over_budget for r in self.rows)
+
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict: ``rows``, ``n``, ``recovered``, ``rate``, ``seconds``."""
         return {
@@ -66,6 +85,7 @@ class BenchSummary:
             "recovered": self.n_recovered,
             "rate": self.rate,
             "seconds": round(self.seconds, 3),
+            "over_budget": self.n_over_budget,
             "rows": [asdict(r) for r in self.rows],
         }
 
@@ -95,22 +115,29 @@ def _time_limit(seconds: float | None) -> Iterator[None]:
 
 
 def _run_one(eq: Any, *, seed: int, steps: int | None, n_train: int, n_test: int,
-             timeout: float | None = None) -> BenchRow:  # fmt: skip
+             time_budget: float | None = None, noise: float = 0.0) -> BenchRow:  # fmt: skip
     from physkan.discover import discover
     from physkan.problems.feynman import feynman_problem
 
     start = time.perf_counter()
     try:
-        with _time_limit(timeout):
+        with _time_limit(hard_limit(time_budget) if time_budget else None):
             spec = feynman_problem(eq, n_train=n_train, n_test=n_test, seed=seed)
-            result = discover(spec, seed=seed, steps=steps)
+            if noise:
+                spec = spec.updated({"data.noise": noise})
+            result = discover(spec, seed=seed, steps=steps, time_budget=time_budget)
     except Exception as exc:  # noqa: BLE001 - a failing row is reported, the run goes on
-        return BenchRow(eq.name, eq.formula, "", False, float("nan"), time.perf_counter() - start,
-                        error=f"{type(exc).__name__}: {exc}"[:300])  # fmt: skip
+        seconds = time.perf_counter() - start
+        return BenchRow(eq.name, eq.formula, "", False, float("nan"), seconds,
+                        error=f"{type(exc).__name__}: {exc}"[:300],
+                        over_budget=bool(time_budget and seconds > time_budget * (1 + OVERRUN_SLACK)))  # fmt: skip
+    seconds = time.perf_counter() - start
     return BenchRow(
         name=eq.name, truth=eq.formula, formula="; ".join(result.formula_text),
         recovered=bool(result.recovered), test_rmse=float(result.metrics.get("test_rmse", float("nan"))),
-        seconds=time.perf_counter() - start, recovery=result.recovery,
+        seconds=seconds, recovery=result.recovery,
+        budget_exhausted=bool(result.metrics.get("budget_exhausted", 0)),
+        over_budget=bool(time_budget and seconds > time_budget * (1 + OVERRUN_SLACK)),
     )  # fmt: skip
 
 
@@ -123,14 +150,18 @@ def run_feynman_bench(
     steps: int | None = None,
     n_train: int = 1000,
     n_test: int = 1000,
-    timeout: float | None = None,
+    time_budget: float | None = None,
+    noise: float = 0.0,
     on_row: Callable[[BenchRow], None] | None = None,
+    timeout: float | None = None,
 ) -> BenchSummary:
     """Run discovery on the equations of ``csv_path`` (the first ``limit`` / only ``names``).
 
     Args:
         steps: overrides ``[train].steps`` of every problem (``None``: the default).
-        timeout: seconds per equation; a row past it is reported as failed (``None``: no limit).
+        time_budget: seconds per equation, passed to discovery (``None``: each problem's
+            ``[discover].time_budget``); ``timeout`` is its old name (alias).
+        noise: ``[data].noise`` of every problem (relative Gaussian noise on the targets).
         on_row: called after each equation (progress display).
 
     Raises:
@@ -138,6 +169,7 @@ def run_feynman_bench(
     """
     from physkan.problems.feynman import read_feynman_csv
 
+    time_budget = time_budget if time_budget is not None else timeout
     equations = read_feynman_csv(csv_path)
     if names is not None:
         wanted = set(names)
@@ -146,7 +178,8 @@ def run_feynman_bench(
         equations = equations[:limit]
     summary = BenchSummary()
     for eq in equations:
-        row = _run_one(eq, seed=seed, steps=steps, n_train=n_train, n_test=n_test, timeout=timeout)
+        row = _run_one(eq, seed=seed, steps=steps, n_train=n_train, n_test=n_test,
+                       time_budget=time_budget, noise=noise)  # fmt: skip
         summary.rows.append(row)
         if on_row is not None:
             on_row(row)

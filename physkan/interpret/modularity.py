@@ -14,7 +14,11 @@ derivatives scaled by the standard deviations of the variables involved:
   ``z``) is additively separable, i.e. ``d2 log|f_a| / dx_c dx_d`` does not depend on ``a``
   for ``c``, ``d`` in different groups;
 * generalized symmetry ``f = g(h(y), z)``: the direction of ``grad_y f`` does not depend on
-  ``z``.
+  ``z``;
+* unused inputs: ``median|df/dx_a| std_a / std(f)`` (:func:`input_attribution`) is ~0;
+* pair symmetries (AI Feynman): ``f`` depends on ``x_i, x_j`` only through ``x_i - x_j``
+  (``f_i + f_j = 0``), ``x_i + x_j`` (``f_i - f_j = 0``), ``x_i x_j`` (``x_i f_i - x_j f_j =
+  0``) or ``x_i / x_j`` (``x_i f_i + x_j f_j = 0``), see :func:`pair_symmetry_scores`.
 
 Groups are the connected components of the "interacting" graph ``S_ab > threshold``.
 """
@@ -34,8 +38,11 @@ __all__ = [
     "as_function",
     "find_symmetries",
     "general_separability",
+    "PAIR_KINDS",
     "gradient",
     "hessian",
+    "input_attribution",
+    "pair_symmetry_scores",
     "interaction_matrix",
     "separability",
     "symmetry_score",
@@ -322,6 +329,53 @@ def find_symmetries(
             if test_symmetry(fn, x, group, threshold):
                 found.append(list(group))
     return found
+
+
+def input_attribution(f: Func | nn.Module, x: Tensor) -> Tensor:
+    """Scores ``(n,)``: ``median|df/dx_a| std_a / std(f)`` (dimensionless; ~0 for an unused
+    input). ``x``: samples ``(N, n)``."""
+    fn = as_function(f)
+    x = x.detach().double()
+    g = gradient(fn, x)
+    with torch.no_grad():
+        scale = fn(x).std().clamp_min(1e-300)
+    return g.abs().median(0).values * x.std(0) / scale
+
+
+#: Pair symmetries: name -> (weight of ``f_i``, weight of ``f_j``) as functions of ``x_i, x_j``;
+#: the symmetry holds when ``w_i f_i + w_j f_j = 0`` on every sample.
+PAIR_KINDS: dict[str, Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]] = {
+    "diff": lambda a, b: (torch.ones_like(a), torch.ones_like(b)),
+    "sum": lambda a, b: (torch.ones_like(a), -torch.ones_like(b)),
+    "prod": lambda a, b: (a, -b),
+    "ratio": lambda a, b: (a, b),
+}
+
+
+def pair_symmetry_scores(
+    f: Func | nn.Module, x: Tensor, pairs: Sequence[tuple[int, int]] | None = None,
+    kinds: Sequence[str] = tuple(PAIR_KINDS),
+) -> dict[tuple[int, int, str], float]:
+    """Violation of each pair symmetry: ``median|w_i f_i + w_j f_j| / median(|w_i f_i| +
+    |w_j f_j|)`` (0 when ``f`` depends on the pair only through the kind's combination, about
+    1 when not). ``pairs``: default all ``i < j``; ``kinds``: keys of :data:`PAIR_KINDS`
+    (``prod``/``ratio`` skip pairs whose samples touch 0). ``x``: samples ``(N, n)``."""
+    fn = as_function(f)
+    x = x.detach().double()
+    g = gradient(fn, x)
+    pool = list(itertools.combinations(range(x.shape[1]), 2)) if pairs is None else list(pairs)
+    out: dict[tuple[int, int, str], float] = {}
+    for i, j in pool:
+        for kind in kinds:
+            if kind not in PAIR_KINDS:
+                raise ValueError(f"kinds: unknown pair symmetry {kind!r}; known: {sorted(PAIR_KINDS)}")
+            if kind in ("prod", "ratio") and bool(((x[:, i] == 0) | (x[:, j] == 0)).any()):
+                continue
+            wi, wj = PAIR_KINDS[kind](x[:, i], x[:, j])
+            a, b = wi * g[:, i], wj * g[:, j]
+            den = float((a.abs() + b.abs()).median())
+            out[(i, j, kind)] = float((a + b).abs().median()) / den if den > 0 else float("inf")
+    return out
 
 
 # These are library functions, not pytest tests (they may be imported into test modules).

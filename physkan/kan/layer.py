@@ -5,8 +5,11 @@ Each edge is ``phi(x) = scale_base * b(x) + scale_sp * spline(x)`` (pykan's sema
 ``phi(x) = c * f(a * x + b) + d`` for a named function ``f`` of the symbolic library.
 
 The hot path evaluates the basis ``(N, in, n_basis)`` once and contracts it with all edges
-in a single matmul; no ``(N, in, out, n_basis)`` tensor is ever built. Per-edge activations
-``(N, in, out)`` are computed only on request (:meth:`edge_activations`).
+in a single matmul; no ``(N, in, out, n_basis)`` tensor is ever built. For B-splines on
+larger grids the *local* path (:mod:`physkan.kan.local_spline`) skips the dense basis and
+touches only the ``k + 1`` non-zero functions per input; :attr:`KANLayer.spline_path`
+chooses (``"auto"``: the cost rule :func:`~physkan.kan.local_spline.prefer_local`).
+Per-edge activations ``(N, in, out)`` are computed only on request (:meth:`edge_activations`).
 """
 
 from __future__ import annotations
@@ -17,9 +20,14 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from physkan.kan.basis import BasisFamily, get_basis_family
+from physkan.kan.basis import BasisFamily, BSplineBasis, get_basis_family
+from physkan.kan.local_spline import local_spline_contract, prefer_local
 
-__all__ = ["KANLayer", "BASE_FUNCTIONS", "set_symbolic_resolver"]
+__all__ = ["KANLayer", "BASE_FUNCTIONS", "SPLINE_PATHS", "set_symbolic_resolver"]
+
+#: How the spline branch is contracted: ``"auto"`` (cost rule), ``"dense"`` (basis matmul) or
+#: ``"local"`` (B-splines only: the ``k + 1`` active functions, no dense basis).
+SPLINE_PATHS = ("auto", "dense", "local")
 
 #: ``name -> symbolic function`` (an object with ``torch_fn``) for symbolic edges. Installed by
 #: :mod:`physkan.symbolic.library` when it is imported (``import physkan`` does): kan sits
@@ -68,6 +76,8 @@ class KANLayer(nn.Module):
             keeps grids uniform: updates then preserve the function best and the fast
             closed-form basis path applies. pykan uses 0.02.
         generator: random generator used for initialisation (for seeded models).
+        spline_path: ``"auto"``, ``"dense"`` or ``"local"`` (see :data:`SPLINE_PATHS`); both
+            paths give the same numbers (to rounding), derivatives of any order included.
 
     Shapes: ``forward(x)`` maps ``(N, in_dim)`` to ``(N, out_dim)``.
     """
@@ -86,6 +96,7 @@ class KANLayer(nn.Module):
         base_fun: str = "silu",
         grid_eps: float = 1.0,
         generator: torch.Generator | None = None,
+        spline_path: str = "auto",
     ) -> None:
         super().__init__()
         self.in_dim = _check_positive_int(in_dim, "in_dim", 1)
@@ -100,6 +111,7 @@ class KANLayer(nn.Module):
         if not 0.0 <= grid_eps <= 1.0:
             raise ValueError(f"grid_eps must lie in [0, 1], got {grid_eps!r}")
         self.basis = get_basis_family(basis)
+        self.spline_path = spline_path
         self.base_fun_name = base_fun
         self.grid_eps = float(grid_eps)
 
@@ -125,6 +137,27 @@ class KANLayer(nn.Module):
         self.symbolic_names: list[list[str]] = [["0"] * out_dim for _ in range(in_dim)]
 
     # ------------------------------------------------------------------ properties
+    @property
+    def spline_path(self) -> str:
+        """``"auto"``, ``"dense"`` or ``"local"``: how :meth:`forward` contracts the splines."""
+        return self._spline_path
+
+    @spline_path.setter
+    def spline_path(self, value: str) -> None:
+        if value not in SPLINE_PATHS:
+            raise ValueError(f"spline_path must be one of {list(SPLINE_PATHS)}, got {value!r}")
+        if value == "local" and type(self.basis) is not BSplineBasis:
+            raise ValueError(f"spline_path 'local' needs the bspline basis, not {self.basis.name!r}")
+        self._spline_path = value
+
+    def uses_local_path(self, n_points: int) -> bool:
+        """Whether :meth:`forward` on ``n_points`` samples takes the local-support path."""
+        if self._spline_path != "auto":
+            return self._spline_path == "local"
+        return type(self.basis) is BSplineBasis and prefer_local(
+            n_points, self.in_dim, self.out_dim, self.n_basis, self.k
+        )
+
     @property
     def n_basis(self) -> int:
         """Number of basis functions per edge."""
@@ -163,9 +196,12 @@ class KANLayer(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """``(N, in_dim) -> (N, out_dim)``: basis, then one matmul (+ symbolic edges)."""
-        basis = self.basis.evaluate(x, self.grid, self.k)  # (N, in, nb)
         w_spline, w_base = self.numeric_weights()
-        y = basis.reshape(x.shape[0], -1) @ w_spline
+        if self.uses_local_path(x.shape[0]):
+            y = local_spline_contract(x, self.grid, self.k, w_spline)
+        else:
+            basis = self.basis.evaluate(x, self.grid, self.k)  # (N, in, nb)
+            y = basis.reshape(x.shape[0], -1) @ w_spline
         base = self._base(x)
         if base is not None:
             y = y + base @ w_base

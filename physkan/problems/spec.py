@@ -233,6 +233,10 @@ class DiscoverSection(_Section):
         default_factory=dict,
         description="auxiliary inputs (name -> expression of the inputs), as KAN 2.0's augment_input",
     )
+    time_budget: float = Field(
+        60.0, gt=0, le=7 * 24 * 3600,
+        description="wall-clock seconds the whole discovery may take (it answers with the best formula so far)",
+    )  # fmt: skip
 
 
     @field_validator("library")

@@ -35,6 +35,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from physkan.budget import current_budget
 from physkan.physics.lagrangian import SingularHessianError
 from physkan.s2kan.gates import open_logit
 from physkan.s2kan.levenberg import levenberg_marquardt
@@ -418,11 +419,15 @@ def _try(model: S2KAN, objective: Objective, batch: Batch, best: float, change, 
 
 
 def polish(model: S2KAN, objective: Objective, batch: Batch, cfg: S2KANTrainConfig) -> None:
-    """Greedy MDL moves after pruning: drop terms, swap splines for library functions."""
+    """Greedy MDL moves after pruning: drop terms, swap splines for library functions
+    (no further move once :func:`physkan.budget.current_budget` has expired)."""
+    budget = current_budget()
     best = description_length(model, objective, batch).total_bits
     sub = _subsample(objective.grid_samples(batch), cfg.polish_points)
     terms = sorted(model.open_terms(), key=lambda t: t[3] != "spline")
     for lyr, i, j, name in terms:
+        if budget.check():
+            return
         s = -1 if name == "spline" else model.layers[lyr].library.index(name)
 
         def close(m: S2KAN, lyr=lyr, i=i, j=j, s=s) -> None:
@@ -433,6 +438,8 @@ def polish(model: S2KAN, objective: Objective, batch: Batch, cfg: S2KANTrainConf
         layer = model.layers[lyr]
         for i in range(layer.n_in):
             for j in range(layer.n_sub):
+                if budget.check():
+                    return
                 if bool(layer.mask[i, j].any()):
                     best = _rewrite_edge(model, objective, batch, best, (lyr, i, j), cfg, sub)
 

@@ -18,6 +18,7 @@ import sympy
 from torch import nn
 
 from physkan.registry import BUILTIN, Registry
+from physkan.symbolic.pareto import Candidate
 from physkan.symbolic.parse import plain_symbols
 from physkan.symbolic.simplify import to_latex, to_text
 
@@ -48,6 +49,8 @@ class Discovery:
         recovery: why (or why not) the formula counts as recovered.
         metrics: ``test_rmse`` and type-specific figures (rollout errors, loss, ...).
         numeric_edges: edges that stayed splines (the formula is then partial).
+        pareto: the Pareto front of the candidate formulas met (complexity against test
+            RMSE), simplest first (:class:`~physkan.symbolic.pareto.ParetoFront`).
     """
 
     problem: str
@@ -64,11 +67,14 @@ class Discovery:
     symbolic_report: str = ""
     zoo_id: str | None = None
     provenance: dict[str, Any] = field(default_factory=dict)
+    pareto: list[Candidate] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         # the public symbol convention: plain symbols, as users type them (strategies may
         # compute with real=True symbols internally)
         self.formulas = [plain_symbols(f) for f in self.formulas]
+        self.pareto = [Candidate(plain_symbols(c.formula), c.complexity, c.test_rmse, c.source)
+                       for c in self.pareto]  # fmt: skip
 
     @property
     def formula_text(self) -> list[str]:
@@ -93,6 +99,7 @@ class Discovery:
             "seconds": round(self.seconds, 3),
             "numeric_edges": [list(e) for e in self.numeric_edges],
             "zoo_id": self.zoo_id,
+            "pareto": [c.as_json() for c in self.pareto],
         }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sympy
 import torch
 
+from physkan.budget import current_budget
 from physkan.kan.network import MultKAN
 from physkan.problems import Dataset, ProblemSpec
 from physkan.strategies.base import Discovery, Reporter
@@ -24,6 +25,8 @@ def discover_lagrangian(spec: ProblemSpec, data: Dataset, say: Reporter) -> Disc
     invertible. The simplest structure is tried first: an additive ``[2n, 1]`` KAN
     (``L = sum_i f_i(q_i) + g_i(q_dot_i)``, the form of most mechanical Lagrangians); if its
     Euler-Lagrange residual stays high, the problem's ``[model].width`` is trained and pruned.
+    Once the time budget (:func:`physkan.budget.current_budget`) has expired, the optional
+    stages (refinements, the wider network, the rollout check) are skipped.
     """
     from physkan.interpret.prune import prune
     from physkan.train import fit
@@ -50,19 +53,22 @@ def discover_lagrangian(spec: ProblemSpec, data: Dataset, say: Reporter) -> Disc
         return model, result.final_loss / scale
 
     say("training an additive Lagrangian [2n, 1]")
+    budget = current_budget()
     model, rel = train([2 * n, 1])
-    if rel > 1e-3:
+    if rel > 1e-3 and not budget.check():
         grid = max(20, 4 * spec.model.grid)
         say(f"refining the additive Lagrangian to G={grid} (relative residual {rel:.1e})")
         model.refine(grid)
         rel = fit(model, objective, el, steps=steps).final_loss / scale
-    if rel > 1e-3 and spec.model.width is not None and len(spec.model.width) > 2:
+    if rel > 1e-3 and spec.model.width is not None and len(spec.model.width) > 2 and not budget.check():
         say(f"additive form insufficient (relative residual {rel:.1e}); training {spec.model.width}")
         wide, rel_wide = train(None)
         if rel_wide < rel:
             model = prune(wide, state, node_th=spec.discover.node_th, edge_th=spec.discover.edge_th)
             fit(model, objective, el, steps=steps)
     for grid in tr.refine:
+        if budget.check():
+            break
         model.refine(grid)
         fit(model, objective, el, steps=steps)
     if model.width_spec == [2 * n, 1]:
@@ -79,7 +85,7 @@ def discover_lagrangian(spec: ProblemSpec, data: Dataset, say: Reporter) -> Disc
         ]
     metrics = _lagrangian_metrics(model, data)
     recovered, why = _check_lagrangian(spec, formula.expressions[0], data, report.complete)
-    if report.complete and spec.system.lagrangian is not None:
+    if report.complete and spec.system.lagrangian is not None and not budget.check():
         metrics.update(_rollout_metrics(spec, formula.expressions[0], data))
     return Discovery(
         problem=spec.name, type=spec.type, variables=data.inputs, outputs=["L"],

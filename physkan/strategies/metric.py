@@ -19,6 +19,7 @@ from __future__ import annotations
 import sympy
 import torch
 
+from physkan.budget import current_budget
 from physkan.problems import Dataset, ProblemSpec
 from physkan.strategies.base import Discovery, Reporter
 from physkan.strategies.common import build_model
@@ -55,8 +56,9 @@ def discover_metric(spec: ProblemSpec, data: Dataset, say: Reporter) -> Discover
     grids = list(spec.train.refine) or [20, 50]
     while grids[-1] < 400:
         grids.append(grids[-1] * 2)
+    budget = current_budget()
     for grid in grids:
-        if loss <= TARGET_LOSS:
+        if loss <= TARGET_LOSS or budget.check():  # precise enough, or out of time
             break
         say(f"refining the grid to {grid} (loss {loss:.1e})")
         spline.refine(grid)

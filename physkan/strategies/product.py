@@ -19,6 +19,7 @@ import sympy
 import torch
 from torch import Tensor
 
+from physkan.budget import current_budget
 from physkan.strategies.logsep import SCALE_FREE, SNAP_CONSTANTS
 from physkan.symbolic.fit import suggest_symbolic
 from physkan.symbolic.library import get_symbolic
@@ -85,7 +86,8 @@ def _snap(value: float, tolerance: float, constants: Sequence[sympy.Expr] = ()) 
     return sympy.Float(value)
 
 
-def _factor_expr(xi: Tensor, gi: Tensor, symbol: sympy.Symbol, library) -> tuple[sympy.Expr, Tensor] | None:
+def _factor_expr(xi: Tensor, gi: Tensor, symbol: sympy.Symbol, library,
+                 tiny: float = 1e-6) -> tuple[sympy.Expr, Tensor] | None:  # fmt: skip
     """``f(a·x + b) + e`` (snapped) for one factor, with its values on the samples."""
     if float(gi.std()) <= 1e-10 * (float(gi.abs().mean()) or 1.0):
         return sympy.Integer(1), torch.ones_like(gi)
@@ -112,7 +114,7 @@ def _factor_expr(xi: Tensor, gi: Tensor, symbol: sympy.Symbol, library) -> tuple
     if alpha == 0.0:
         return None
     e_raw = beta / alpha
-    e = sympy.Integer(0) if abs(e_raw) < 1e-6 * (float(f_vals.abs().mean()) or 1.0) else _snap(e_raw, 1e-4)
+    e = sympy.Integer(0) if abs(e_raw) < tiny * (float(f_vals.abs().mean()) or 1.0) else _snap(e_raw, 1e-4)
     expr = fn.sympy_fn(a * symbol + b) + e
     return expr, f_vals + float(e)
 
@@ -125,16 +127,20 @@ def product_formula(
     *,
     exact_rel: float = 1e-7,
 ) -> sympy.Expr | None:
-    """The product law ``K·prod_i f_i(x_i)`` when the data are exactly one, else ``None``."""
+    """The product law ``K·prod_i f_i(x_i)`` when the data are exactly one, else ``None``.
+
+    ``exact_rel``: relative RMSE (to ``std(y)``) of an exact fit; on noisy data pass the noise
+    level (the prefactor ``K`` is then snapped to a simple number only if that keeps the fit
+    within it)."""
     x, y = x.double(), y.double().reshape(-1)
     fit = rank1_fit(x, y)
-    if fit.rel_error > 1e-4:  # not a product (the exact check comes after the symbolic step)
+    if fit.rel_error > max(1e-4, 10 * exact_rel):  # not a product (exact check after the symbolic step)
         return None
     symbols = [sympy.Symbol(v, real=True) for v in variables]
     expr: sympy.Expr = sympy.Integer(1)
     pred = torch.ones_like(y)
     for i, g in enumerate(fit.factors):
-        got = _factor_expr(x[:, i], g, symbols[i], library)
+        got = _factor_expr(x[:, i], g, symbols[i], library, tiny=max(1e-6, exact_rel))
         if got is None:
             return None
         expr, pred = expr * got[0], pred * got[1]
@@ -144,7 +150,11 @@ def product_formula(
     rel = float((k * pred - y).pow(2).mean().sqrt()) / (float(y.std()) or 1.0)
     if rel > exact_rel:
         return None
-    return clean_formula(_snap(k, 1e-7, SNAP_CONSTANTS) * expr)
+    snapped = _snap(k, max(1e-7, exact_rel), SNAP_CONSTANTS)
+    if not isinstance(snapped, sympy.Float):  # a simple number: keep it if the fit stays exact
+        rel_snapped = float((float(snapped) * pred - y).pow(2).mean().sqrt()) / (float(y.std()) or 1.0)
+        snapped = snapped if rel_snapped <= max(exact_rel, 1e-7) else _snap(k, 1e-7, SNAP_CONSTANTS)
+    return clean_formula(snapped * expr)
 
 
 # --------------------------------------------------------------------------- one additive block
@@ -262,7 +272,8 @@ def block_product_formula(
     and (when ``y`` keeps one sign) on ``1/y``; the first exact law found, else ``None``.
 
     Covers ``m·(v^2 + u^2 + w^2)/2`` and, through ``1/y``, ``q·E/(m·(omega_0^2 - omega^2))``.
-    Blocks of 2..``max_block`` inputs are tried smallest first, within ``time_budget`` seconds.
+    Blocks of 2..``max_block`` inputs are tried smallest first, within ``time_budget`` seconds
+    (and within :func:`physkan.budget.current_budget`, marked exhausted when it cuts the search).
     """
     import itertools
     import time
@@ -275,10 +286,13 @@ def block_product_formula(
     if float(y.abs().min()) > 1e-6 * float(y.abs().max()):
         targets.append((1.0 / y, True))
     start = time.perf_counter()
+    budget = current_budget()
+    time_budget = min(time_budget, budget.remaining())
     for size in range(2, min(max_block, n) + 1):
         for block in itertools.combinations(range(n), size):
             for target, inverted in targets:
                 if time.perf_counter() - start > time_budget:
+                    budget.check()
                     return None
                 expr = _block_formula(x, target, variables, library, list(block), exact_rel)
                 if expr is not None:

@@ -16,6 +16,13 @@ whose *symbolic* formula fits held-out data to ~machine precision (an exact fit)
 
 A candidate whose spline network already misses the data (relative error >= 5e-2) skips
 the symbolic stage. When no candidate is exact, the one with the smallest formula error wins.
+
+Structure tries registered in :mod:`physkan.strategies.structures` run at their place in
+this order. Every closed-form formula met is offered to the Pareto front in force
+(:mod:`physkan.symbolic.pareto`), and the answer is the simplest formula of the front within
+the exactness tolerance of the best one (scaled to ``[data].noise`` on noisy data). The
+search shares the time budget (:func:`physkan.budget.current_budget`): once it has expired
+no further structure is tried and the best formula so far is returned.
 """
 
 from __future__ import annotations
@@ -27,10 +34,12 @@ import sympy
 import torch
 from torch import Tensor
 
+from physkan.budget import current_budget
 from physkan.kan.network import MultKAN
 from physkan.problems import Dataset, ProblemSpec
 from physkan.strategies.base import Discovery, Reporter
 from physkan.strategies.common import build_model, formula_rmse, sample_ranges, symbolic_stage
+from physkan.strategies.decompose.strategy import decompose_formula
 from physkan.strategies.logsep import (
     LOG_LIBRARY,
     linear_log_formula,
@@ -40,14 +49,25 @@ from physkan.strategies.logsep import (
 )
 from physkan.strategies.product import block_product_formula, product_formula
 from physkan.strategies.s2kan_fit import S2KANReport
+from physkan.strategies.structures import (
+    EXACT_REL_RMSE,
+    STRUCTURE_TRIES,
+    StructureRun,
+    exact_rel_tolerance,
+    register_structure_try,
+)
 from physkan.symbolic.edges import AutoSymbolicReport, auto_symbolic
 from physkan.symbolic.equivalence import equivalent
 from physkan.symbolic.formula import model_formula
+from physkan.symbolic.pareto import complexity, current_front, offer
 
-__all__ = ["discover_regression"]
+# ---- structure tries of other modules (issue 15) register here, e.g. the decomposer:
+# register_structure_try("decomposition", decompose_formula, after="product")
+# (see physkan.strategies.structures; a try returns a closed-form formula or None)
 
-#: Relative (to ``std(y)``) test RMSE below which a symbolic formula counts as an exact fit.
-EXACT_REL_RMSE = 1e-6
+register_structure_try("recursive decomposition (KAN surrogate)", decompose_formula, after="block")
+
+__all__ = ["EXACT_REL_RMSE", "discover_regression", "register_structure_try"]
 #: Relative training error of the spline network above which the symbolic stage is skipped.
 SPLINE_GATE = 5e-2
 #: Relative log-space training error of the symbolic network below which ``exp`` of it is built.
@@ -66,6 +86,8 @@ class _Candidate:
     log_space: bool = False
     product: bool = False
     block: bool = False
+    kind: str = "width"  # one of structures.KINDS
+    custom: StructureRun | None = None  # a registered structure try
 
 
 @dataclass
@@ -81,6 +103,7 @@ class _Trial:
     model_test_rmse: float = float("inf")
     test_rmse: float = float("inf")
     mdl: dict[str, float] = field(default_factory=dict)  # S2KAN description length metrics (bits)
+    log_sign: int = 0  # a log-space network of log|y| (y = log_sign·exp(network)); 0: y itself
 
     @property
     def complete(self) -> bool:
@@ -92,16 +115,25 @@ def _regression_candidates(spec: ProblemSpec, data: Dataset) -> list[_Candidate]
     n_in, n_out = len(data.inputs), len(data.outputs)
     shapes = []
     if n_out == 1 and n_in > 1:
-        shapes.append(_Candidate(f"product [{n_in}, [0, 1], 1]", [n_in, [0, 1], 1], product=True))
+        shapes.append(_Candidate(f"product [{n_in}, [0, 1], 1]", [n_in, [0, 1], 1], product=True, kind="product"))
     if n_out == 1 and sign_of(data.y_train) != 0 and n_in > 1:
-        shapes.append(_Candidate(f"log-additive [{n_in}, 1] on log|y|", [n_in, 1], log_space=True))
+        shapes.append(_Candidate(f"log-additive [{n_in}, 1] on log|y|", [n_in, 1], log_space=True,
+                                 kind="log-additive"))  # fmt: skip
     if n_out == 1 and n_in > 2:
-        shapes.append(_Candidate("product with one additive block", None, product=True, block=True))
-    shapes.append(_Candidate(f"additive [{n_in}, {n_out}]", [n_in, n_out]))
+        shapes.append(_Candidate("product with one additive block", None, product=True, block=True, kind="block"))
+    shapes.append(_Candidate(f"additive [{n_in}, {n_out}]", [n_in, n_out], kind="additive"))
     if n_out == 1:
-        shapes.append(_Candidate(f"[{n_in}, 1, 1]", [n_in, 1, 1]))
+        shapes.append(_Candidate(f"[{n_in}, 1, 1]", [n_in, 1, 1], kind="inner-sum"))
     shapes.append(_Candidate("problem width", None))
-    return shapes
+    if n_out != 1:
+        return shapes
+    out = [_Candidate(t.label, None, kind="custom", custom=t.run) for t in STRUCTURE_TRIES if t.after == "start"]
+    for shape in shapes:  # each registered try right after its kind (or where it would be)
+        out.append(shape)
+        out += [_Candidate(t.label, None, kind="custom", custom=t.run) for t in STRUCTURE_TRIES if t.after == shape.kind]
+    placed = {c.label for c in out}
+    out[-1:-1] = [_Candidate(t.label, None, kind="custom", custom=t.run) for t in STRUCTURE_TRIES if t.label not in placed]
+    return out
 
 
 def _train_rmse(model: MultKAN, x: Tensor, y: Tensor) -> float:
@@ -131,16 +163,21 @@ def _compiled(spec: ProblemSpec, data: Dataset, expr: sympy.Expr) -> MultKAN | N
 
 
 def _run_product(cand: _Candidate, spec: ProblemSpec, data: Dataset, say: Reporter) -> _Trial | None:
-    """The product structure: rank-one fit, symbolic factors, exact check (see ``product``)."""
+    """The product structure (rank-one fit, symbolic factors, exact check, see ``product``),
+    or a registered structure try (``cand.custom``)."""
     say(f"testing {cand.label}")
     search = block_product_formula if cand.block else product_formula
     try:
-        expr = search(data.x_train, data.y_train, data.inputs, spec.discover.library)
+        if cand.custom is not None:
+            expr = cand.custom(spec, data, say)
+        else:
+            expr = search(data.x_train, data.y_train, data.inputs, spec.discover.library,
+                          exact_rel=max(1e-7, 2 * spec.data.noise))  # noisy y: residual ~ noise
     except (ValueError, RuntimeError, ZeroDivisionError, OverflowError) as exc:
-        say(f"product fit failed: {exc}")
+        say(f"{cand.label} failed: {exc}")
         return None
     if expr is None:
-        say("not a product of univariate factors")
+        say(f"{cand.label}: structure does not apply")
         return None
     model = _compiled(spec, data, expr)  # None: the formula is kept without a model
     trial = _Trial(cand.label, model, formulas=[expr], report=AutoSymbolicReport())
@@ -156,7 +193,7 @@ def _run_candidate(cand: _Candidate, spec: ProblemSpec, data: Dataset, say: Repo
     from physkan.train import fit
     from physkan.train.objectives import RegressionObjective
 
-    if cand.product:
+    if cand.product or cand.custom is not None:
         return _run_product(cand, spec, data, say)
     if spec.model.kind == "s2kan":
         return _run_s2kan(cand, spec, data, say)
@@ -180,9 +217,9 @@ def _run_candidate(cand: _Candidate, spec: ProblemSpec, data: Dataset, say: Repo
         probe = min(steps, PROBE_STEPS)
         fit(model, RegressionObjective(), train, steps=probe, **grid_kw)
         rel = _rel(_train_rmse(model, data.x_train, y_train), y_train)
-        if rel < PROBE_GATE and steps > probe:
+        if rel < PROBE_GATE and steps > probe and not current_budget().expired():
             fit(model, RegressionObjective(), train, steps=steps - probe, **grid_kw)
-    if wide and spec.discover.prune:
+    if wide and spec.discover.prune and not current_budget().expired():
         say("pruning")
         model = prune(model, data.x_train, node_th=spec.discover.node_th, edge_th=spec.discover.edge_th)
         fit(model, RegressionObjective(), train, steps=steps)
@@ -193,7 +230,7 @@ def _run_candidate(cand: _Candidate, spec: ProblemSpec, data: Dataset, say: Repo
             out = model(x)
         return sign * out.exp() if cand.log_space else out
 
-    trial = _Trial(cand.label, model)
+    trial = _Trial(cand.label, model, log_sign=sign)
     trial.model_test_rmse = float(((spline_predict(data.x_test) - data.y_test) ** 2).mean().sqrt())
     trial.test_rmse = trial.model_test_rmse
     trial.rel_error = _rel(trial.model_test_rmse, data.y_test)
@@ -201,6 +238,8 @@ def _run_candidate(cand: _Candidate, spec: ProblemSpec, data: Dataset, say: Repo
         say(f"{model.width_spec} leaves relative error {rel:.1e}; trying a larger network")
         return trial
     for grid in tr.refine:
+        if current_budget().check():
+            break
         model.refine(grid)
         fit(model, RegressionObjective(), train, steps=steps)
     if cand.log_space:
@@ -220,7 +259,7 @@ def _run_candidate(cand: _Candidate, spec: ProblemSpec, data: Dataset, say: Repo
         if not trial.report.complete:
             return trial
         log_rel = _rel(_train_rmse(model, data.x_train, y_train), y_train)
-        if expr is None and log_rel > LOG_EXACT_REL:
+        if expr is None and log_rel > max(LOG_EXACT_REL, 10 * spec.data.noise):
             # only a (near-)exact log-space law is worth the sympy work of exponentiating it
             say(f"log-space symbolic fit not exact (relative error {log_rel:.1e})")
             return trial
@@ -229,7 +268,7 @@ def _run_candidate(cand: _Candidate, spec: ProblemSpec, data: Dataset, say: Repo
                 expr = log_formula(model, data.inputs, sign, data.x_train, data.y_train)
             compiled = _compiled(spec, data, expr)
             if compiled is not None:  # the law as a KAN in y-space, not the log-space network
-                trial.model = compiled
+                trial.model, trial.log_sign = compiled, 0
         except (TypeError, ValueError, ZeroDivisionError, OverflowError) as exc:
             say(f"log-space formula failed: {exc}")
             return trial
@@ -278,23 +317,54 @@ def _better(a: _Trial, b: _Trial | None) -> bool:
     return a.rel_error < b.rel_error
 
 
+def _offer(trial: _Trial) -> None:
+    """Offer a closed-form single-output trial to the Pareto front in force."""
+    if len(trial.formulas) == 1 and trial.complete:
+        offer(trial.formulas[0], trial.test_rmse, trial.label)
+
+
+def _choose_simplest(best: _Trial, spec: ProblemSpec, data: Dataset, tolerance: float, say: Reporter) -> None:
+    """Replace ``best``'s formula by the simplest one of the front within ``tolerance``
+    (absolute RMSE) of the front's best, when that is at least as accurate as ``best``."""
+    front = current_front()
+    chosen = front.choose(tolerance) if front is not None else None
+    if chosen is None or len(best.formulas) > 1 or chosen.test_rmse > best.test_rmse + tolerance:
+        return
+    if best.formulas and best.complete and chosen.complexity >= complexity(best.formulas[0]):
+        return
+    say(f"choosing the simpler formula {chosen.formula} ({chosen.source})")
+    best.label, best.formulas, best.numeric_edges = f"{best.label} -> {chosen.source}", [chosen.formula], []
+    best.test_rmse, best.rel_error = chosen.test_rmse, _rel(chosen.test_rmse, data.y_test)
+    best.model = _compiled(spec, data, chosen.formula) or best.model
+    best.report = best.report if best.report is not None and best.report.complete else AutoSymbolicReport()
+
+
 def discover_regression(spec: ProblemSpec, data: Dataset, say: Reporter) -> Discovery:
     """Occam structure search with an early exit on an exact symbolic fit; verify."""
     best: _Trial | None = None
+    budget = current_budget()
+    exact_rel = exact_rel_tolerance(spec.data.noise)
     for cand in _regression_candidates(spec, data):
+        if best is not None and budget.check():
+            say(f"time budget spent: keeping the best formula so far ({best.label})")
+            break
         torch.manual_seed(spec.model.seed)
         trial = _run_candidate(cand, spec, data, say)
         if trial is None:
             continue
+        _offer(trial)
         if _better(trial, best):
             best = trial
-        if trial.complete and trial.rel_error < EXACT_REL_RMSE:
+        if trial.complete and trial.rel_error < exact_rel:
             say(f"{cand.label}: exact symbolic fit (relative test RMSE {trial.rel_error:.1e})")
             break
     assert best is not None
     if not best.formulas and best.model is not None:  # no symbolic stage reached: export the network
         formula = model_formula(best.model, allow_numeric=True, snap=False)
         best.formulas, best.numeric_edges = formula.expressions, formula.numeric_edges
+        if best.log_sign:  # the network is of log|y|
+            best.formulas = [best.log_sign * sympy.exp(e) for e in best.formulas]
+    _choose_simplest(best, spec, data, exact_rel * (float(data.y_test.std()) or 1.0), say)
     metrics = {"model_test_rmse": best.model_test_rmse, "test_rmse": best.test_rmse}
     metrics.update(best.mdl)
     recovered, why = _check_regression(spec, best.formulas, data)

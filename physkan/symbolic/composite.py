@@ -16,6 +16,7 @@ import sympy
 import torch
 from torch import Tensor
 
+from physkan.budget import current_budget
 from physkan.symbolic.fit import affine_fit, score_candidate
 from physkan.symbolic.library import SymbolicFunction
 
@@ -81,6 +82,7 @@ def fit_composition(
 
     ``x, y``: ``(N,)`` pre- and post-activations of one edge. The inner constants are snapped
     to simple numbers and the outer ``c, d`` refit by least squares, so the name is exact.
+    Stops early (best so far) once :func:`physkan.budget.current_budget` has expired.
     """
     from physkan.symbolic.fit import fit_coefficients_closed_form
     from physkan.symbolic.simplify import snap_value
@@ -89,11 +91,14 @@ def fit_composition(
     best: CompositeFit | None = None
     inner = [h for h in library.values() if h.name not in ("0", "x")]
     outer = [f for f in library.values() if f.name not in ("0", "x")]
+    budget = current_budget()  # once spent: the best composite so far
     for h in inner:
         u = h.torch_fn(x64)
         if not torch.isfinite(u).all() or float(u.std()) < 1e-9:
             continue
         for f in outer:
+            if budget.check():
+                return best
             fit = affine_fit(u, y64, f)
             if fit.r2 < r2_threshold:
                 continue

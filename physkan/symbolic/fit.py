@@ -35,6 +35,7 @@ import sympy
 import torch
 from torch import Tensor
 
+from physkan.budget import current_budget
 from physkan.symbolic.library import SymbolicFunction, get_symbolic, resolve_library
 
 __all__ = [
@@ -452,7 +453,11 @@ def suggest_symbolic(
     The zero function ``"0"`` is only a candidate when ``y`` is constant (as in pykan it is
     meant for dead edges, not as a default winner against mediocre fits). Ties are broken by
     lower complexity, then by library order.
+
+    Time budget: once :func:`physkan.budget.current_budget` has expired, the functions not
+    yet tried are skipped (the budget is marked exhausted); at least one is always fitted.
     """
+    budget = current_budget()
     if library is None or not isinstance(library, Mapping):
         lib = resolve_library(library)
     else:
@@ -462,6 +467,8 @@ def suggest_symbolic(
     for order, (name, fn) in enumerate(lib.items()):
         if fn.name == "0" and not p.y_const:
             continue
+        if cands and budget.check():
+            break
         fit = _fit_prepared(fn, p, a_range, b_range, grid_number, iterations, refine)
         if fit.name != name:
             fit = AffineFit(fit.a, fit.b, fit.c, fit.d, fit.r2, name)

@@ -13,22 +13,28 @@
 
 from __future__ import annotations
 
+import contextvars
 import math
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from fractions import Fraction
 
 import numpy as np
 import sympy
 from torch import Tensor
 
+from physkan.budget import scoped
 from physkan.symbolic.parse import lambdify_numpy, lambdify_torch
 
 __all__ = [
     "DEFAULT_CONSTANTS",
+    "NOISE_SNAP_SLACK",
     "clean_formula",
+    "current_noise",
     "formula_error",
     "lambdify_numpy",
     "lambdify_torch",
+    "noise_scope",
     "snap_constants",
     "snap_to_data",
     "snap_value",
@@ -140,6 +146,22 @@ def _as_array(a) -> np.ndarray:
     return np.asarray(a, dtype=np.float64)
 
 
+#: Share of the noise RMS (``noise·std(y)``) that one snap may add to a fit's RMSE.
+NOISE_SNAP_SLACK = 0.1
+
+_NOISE: contextvars.ContextVar[float] = contextvars.ContextVar("physkan_noise", default=0.0)
+
+
+def current_noise() -> float:
+    """The relative noise level of the data being fitted (``[data].noise``; 0 by default)."""
+    return _NOISE.get()
+
+
+def noise_scope(level: float) -> AbstractContextManager[float]:
+    """Make ``level`` (fraction of ``std(y)``) what :func:`current_noise` returns inside."""
+    return scoped(_NOISE, float(level))
+
+
 def snap_to_data(
     expr: sympy.Expr,
     variables: Sequence[VariableLike],
@@ -153,6 +175,7 @@ def snap_to_data(
     abs_slack: float = 1e-9,
     try_zero: bool = True,
     max_passes: int = 3,
+    noise: float | None = None,
 ) -> sympy.Expr:
     """Snap constants one at a time, keeping each snap only if the data still agree.
 
@@ -164,6 +187,10 @@ def snap_to_data(
         rel_slack, abs_slack: a snap is kept when ``rmse_new <= rmse_0·(1 + rel_slack) +
             abs_slack·rms(y)`` where ``rmse_0`` is the error of the unsnapped formula.
         try_zero: also try replacing a constant by 0 (drops negligible terms/shifts).
+        noise: relative noise level of ``y`` (fraction of ``std(y)``, as ``[data].noise``;
+            ``None``: :func:`current_noise`). A snap may then also cost up to
+            ``NOISE_SNAP_SLACK·noise·std(y)`` of RMSE: it must not worsen the fit beyond the
+            noise level.
 
     Constants are visited from largest to smallest magnitude, in up to ``max_passes`` passes
     (a snap rejected early can pass once another constant has been fixed, since errors of
@@ -175,6 +202,9 @@ def snap_to_data(
     if not math.isfinite(base):
         return expr
     allowed = base * (1.0 + rel_slack) + abs_slack * float(np.sqrt(np.mean(ya**2)))
+    level = current_noise() if noise is None else float(noise)
+    if level > 0:
+        allowed += NOISE_SNAP_SLACK * level * float(np.std(ya))
     current = expr
     for _ in range(max_passes):
         before = current
@@ -211,9 +241,11 @@ def _snap_pass(
             options.append(sympy.Integer(0))
         for option in options:
             trial = current.xreplace({f: option})
+            if trial.has(sympy.zoo, sympy.nan, sympy.oo, -sympy.oo):  # e.g. log(0): not a formula
+                continue
             try:
                 err = formula_error(trial, variables, Xa, ya)
-            except (TypeError, ValueError, ZeroDivisionError):
+            except (TypeError, ValueError, ZeroDivisionError, KeyError):
                 continue
             if err <= allowed:
                 current = trial

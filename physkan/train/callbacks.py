@@ -4,6 +4,7 @@
   identically on every DDP rank.
 * :class:`NamedCheckpoints` -- keep in-memory copies of the model state by name; rewind.
 * :class:`EarlyStopOnLoss` -- stop once the training loss reaches a threshold.
+* :class:`StopAtDeadline` -- stop once a wall-clock deadline (the time budget) has passed.
 * :class:`ParameterSyncCheck` -- measure how far the ranks' models drifted apart.
 * :func:`progress_bar` -- Lightning's ``RichProgressBar`` (or nothing).
 
@@ -15,6 +16,8 @@ Adam update each).
 from __future__ import annotations
 
 import copy
+import math
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -32,6 +35,7 @@ __all__ = [
     "GridUpdate",
     "NamedCheckpoints",
     "ParameterSyncCheck",
+    "StopAtDeadline",
     "broadcast_state",
     "progress_bar",
     "update_grid_in_place",
@@ -232,6 +236,41 @@ class EarlyStopOnLoss(Callback):
             trainer.should_stop = True
             if self.stopped_at is None:
                 self.stopped_at = trainer.global_step
+
+
+class StopAtDeadline(Callback):
+    """Stop training after the step during which ``time.time()`` passed ``deadline``.
+
+    ``deadline`` is an absolute ``time.time()`` value (seconds since the epoch), so the
+    callback can be pickled into ``ddp_spawn`` workers. The decision is reduced over ranks
+    (any rank past the deadline stops them all at the same step: collectives stay matched).
+    In one process :class:`~physkan.train.module.PhyskanModule` also cuts an LBFGS step at
+    the deadline (keeping the best point it evaluated); under DDP a step runs to its end.
+
+    Attributes:
+        stopped_at: the step at which it stopped training (``None``: it did not).
+    """
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = float(deadline)
+        self.stopped_at: int | None = None
+
+    def _past(self, trainer: pl.Trainer) -> bool:
+        if math.isinf(self.deadline):
+            return False
+        return bool(trainer.strategy.reduce_boolean_decision(time.time() >= self.deadline, all=False))
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        pl_module.deadline = self.deadline  # PhyskanModule cuts an LBFGS step at it (one process)
+
+    def on_train_batch_start(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        if self._past(trainer):
+            trainer.should_stop = True
+            if self.stopped_at is None:
+                self.stopped_at = trainer.global_step
+            pl_module.stop_now = True  # PhyskanModule.on_train_batch_start ends the run now
 
 
 class ParameterSyncCheck(Callback):

@@ -26,6 +26,8 @@ work; the Trainer must be built with ``inference_mode=False`` (see ``make_traine
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -46,6 +48,10 @@ HISTORY_KEY = "physkan/train_loss_history"
 
 class RemoteLossError(PhyskanError, RuntimeError):
     """Another DDP rank failed to compute its loss; this rank stops with it."""
+
+
+class _DeadlinePassed(PhyskanError):
+    """Raised inside an LBFGS closure once the time budget's deadline has passed."""
 
 
 class RecordingModel:
@@ -178,6 +184,9 @@ class PhyskanModule(pl.LightningModule):
         self.param_lr = {str(k): float(v) for k, v in (param_lr or {}).items()}
         self.automatic_optimization = optimizer != "lbfgs"
         self.history: list[float] = []
+        #: absolute ``time.time()`` deadline (set by ``StopAtDeadline``); in one process an
+        #: LBFGS step is cut inside at the deadline, keeping the best parameters it evaluated
+        self.deadline = math.inf
 
     # ------------------------------------------------------------------ loss
     @property
@@ -220,14 +229,31 @@ class PhyskanModule(pl.LightningModule):
             self._record(mean, n)
             return loss
         opt = self.optimizers()
+        # only without DDP: ranks would not agree on the moment to cut (the callback stops
+        # them together between steps instead)
+        cut = math.isfinite(self.deadline) and rank_and_world()[1] == 1
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        best: list[Any] = [math.inf, None]  # lowest loss evaluated in this step, its parameters
 
         def closure() -> Tensor:
+            if cut and best[1] is not None and time.time() >= self.deadline:
+                raise _DeadlinePassed
             opt.zero_grad()
             loss, mean = self.synced_loss(batch)
             self.manual_backward(loss)
+            if cut and float(mean) < best[0]:
+                best[0], best[1] = float(mean), [p.detach().clone() for p in params]
             return mean
 
-        start = opt.step(closure=closure)
+        try:
+            start = opt.step(closure=closure)
+        except _DeadlinePassed:  # keep the best point of the step; end training now
+            with torch.no_grad():
+                for p, v in zip(params, best[1]):
+                    p.copy_(v)
+            self.stop_now = True
+            self.trainer.should_stop = True
+            return None
         self._record(start.detach() if isinstance(start, Tensor) else torch.tensor(start), n)
         return None
 
@@ -237,6 +263,12 @@ class PhyskanModule(pl.LightningModule):
 
     def on_train_start(self) -> None:
         self.history = []
+        self.stop_now = False
+
+    def on_train_batch_start(self, batch: Batch, batch_idx: int) -> int | None:
+        """``-1`` (Lightning: end the epoch, i.e. the run) once a callback such as
+        :class:`~physkan.train.callbacks.StopAtDeadline` has set ``stop_now``."""
+        return -1 if getattr(self, "stop_now", False) else None
 
     def on_train_end(self) -> None:
         # callback_metrics travel back to the parent process under ddp_spawn.

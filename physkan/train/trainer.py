@@ -30,11 +30,13 @@ import torch
 from pytorch_lightning.callbacks import Callback
 from torch import Tensor, nn
 
+from physkan.budget import current_budget
 from physkan.train.callbacks import (
     DIVERGENCE_KEY,
     EarlyStopOnLoss,
     GridUpdate,
     ParameterSyncCheck,
+    StopAtDeadline,
     progress_bar,
 )
 from physkan.train.data import full_batch_loader
@@ -242,6 +244,10 @@ def fit(
             :func:`make_trainer` (``default_root_dir=None``: a temporary directory).
         seed: global seed (``pl.seed_everything``).
         module_kwargs: other :class:`PhyskanModule` options (``lbfgs_history``, ...).
+
+    Time budget: training stops after the step during which the deadline of
+    :func:`physkan.budget.current_budget` passed (:class:`StopAtDeadline`, also under
+    ``ddp_spawn``); the budget is then marked exhausted. Past the deadline no step runs.
     """
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
@@ -265,7 +271,8 @@ def fit(
         max_iter=max_iter,
         **module_kwargs,
     )
-    cbs: list[Callback] = [ParameterSyncCheck()]
+    budget = current_budget()
+    cbs: list[Callback] = [ParameterSyncCheck(), StopAtDeadline(budget.deadline)]
     if grid_update_every is not None:
         cbs.append(GridUpdate(grid_update_every, grid_update_until))
     if stop_loss is not None:
@@ -290,6 +297,8 @@ def fit(
         start = time.perf_counter()
         trainer.fit(module, train_dataloaders=train_loader, val_dataloaders=val_loader)
         seconds = time.perf_counter() - start
+    if budget.expired():  # the deadline passed during (or before) training: it was cut short
+        budget.mark_exhausted()
     metrics = dict(trainer.callback_metrics)
     hist = metrics.pop(HISTORY_KEY, None)
     history = [float(v) for v in hist] if hist is not None else list(module.history)

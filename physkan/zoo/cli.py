@@ -300,6 +300,12 @@ def verify_cmd(target: Path | None, repair: bool) -> None:
     help="Seconds an upload body may stall before a 408 (default 30).",
 )
 @click.option("--log-level", default="info", show_default=True)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Worker processes (default: the number of CPU cores).",
+)
 @_friendly_long_running
 def serve_cmd(
     host: str,
@@ -309,9 +315,11 @@ def serve_cmd(
     max_upload_bytes: int | None,
     read_timeout: float | None,
     log_level: str,
+    workers: int | None,
 ) -> None:
-    """Serve a zoo directory over HTTP (FastAPI + uvicorn)."""
-    from physkan.zoo.server import load_tokens, run_server
+    """Serve a zoo directory over HTTP (FastAPI + uvicorn, one or more worker processes)."""
+    from physkan.zoo.runner import default_workers, run_server
+    from physkan.zoo.settings import load_tokens
 
     tokens = load_tokens(tokens_file)
     run_server(
@@ -322,6 +330,7 @@ def serve_cmd(
         max_upload_bytes=max_upload_bytes,
         read_timeout=read_timeout,
         log_level=log_level,
+        workers=workers or default_workers(),
     )
 
 

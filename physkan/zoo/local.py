@@ -241,7 +241,10 @@ class LocalZoo:
         Only healthy versions resolve; ``latest`` is the newest healthy one.
         """
         spec = parse_spec(spec) if isinstance(spec, str) else spec
-        entry = self.model_entry(spec.name)
+        return self.resolve_in(spec, self.model_entry(spec.name))
+
+    def resolve_in(self, spec: Spec, entry: dict[str, Any] | None) -> ModelRef:
+        """:meth:`resolve` against a given (e.g. cached) index ``entry`` of ``spec.name``."""
         if entry is None:
             raise ZooError(f"no model named {spec.name!r} in zoo {self.root}")
         healthy = [int(v) for v in entry["versions"]]

@@ -22,29 +22,34 @@ hash computed from rejected content.
 annotations of the endpoint functions defined inside :func:`create_app`.)
 """
 
-import asyncio
 import contextlib
+import gzip
 import hmac
+import json
 import os
 import re
 import sys
 from collections.abc import Iterable
+from email.utils import formatdate
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import ConfigDict, Field
 
 from physkan import _fs
-from physkan.errors import PhyskanError
 from physkan.zoo.card import Spec, ZooError, physkan_version, validate_name
 from physkan.zoo.hdf5_guard import DeclaredSizeError
-from physkan.zoo.local import LocalZoo, summaries
+from physkan.zoo.live_index import LiveIndex
+from physkan.zoo.local import LocalZoo, ModelRef, _matches
+from physkan.zoo.responses import _CODES, ApiError, SmallFileCache, etag_matches, stream_body
+from physkan.zoo.settings import (
+    DEFAULT_MAX_UPLOAD_BYTES,
+    DEFAULT_READ_TIMEOUT_S,
+    ServerSettings,
+    load_tokens,
+    server_settings,
+)
 from physkan.zoo.store import read_model_file
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 __all__ = [
     "DEFAULT_MAX_UPLOAD_BYTES",
@@ -57,159 +62,13 @@ __all__ = [
     "server_settings",
 ]
 
-DEFAULT_MAX_UPLOAD_BYTES = 256 * 1024 * 1024
-DEFAULT_READ_TIMEOUT_S = 30.0
+#: JSON bodies at least this long are gzipped for clients that accept it
+GZIP_MIN_BYTES = 500
+#: encoded list/detail responses kept per worker (dropped whenever the index changes)
+_RESPONSE_CACHE_SIZE = 1024
 # a version in a URL or a Content-Length: 1-18 ASCII digits (str.isdigit() also accepts
 # "³", and int() reads "٣" as 3)
 _ASCII_INT = re.compile(r"[0-9]{1,18}")
-_CODES = {
-    400: "bad_request",
-    401: "unauthorized",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    408: "request_timeout",
-    409: "conflict",
-    411: "length_required",
-    413: "payload_too_large",
-    422: "invalid_request",
-}
-
-
-class ApiError(PhyskanError):
-    """An error answered as ``{"error": code, "detail": detail}`` with ``status``."""
-
-    def __init__(
-        self, status: int, detail: str, error: str | None = None, headers: dict | None = None
-    ) -> None:
-        super().__init__(detail)
-        self.status, self.detail = status, detail
-        self.error = error or _CODES.get(status, "error")
-        self.headers = headers
-
-
-def _token_problem(value: object) -> str | None:
-    """Why ``value`` cannot be an upload token, or None when it can."""
-    if not isinstance(value, str):
-        return f"must be a string, not {_kind(value)}"
-    if not value:
-        return "must not be empty"
-    if value != value.strip():
-        return "has surrounding whitespace (it would never match)"
-    if not value.isascii() or not value.isprintable():
-        return "must be printable ASCII (HTTP headers carry nothing else)"
-    return None
-
-
-def _kind(value: object) -> str:
-    names = {bool: "a boolean", int: "an integer", float: "a number", list: "a list"}
-    return names.get(type(value), "a table" if isinstance(value, dict) else type(value).__name__)
-
-
-def load_tokens(tokens_file: str | os.PathLike | None = None) -> list[str]:
-    """Upload tokens from a TOML file and/or ``$PHYSKAN_ZOO_TOKENS`` (comma list).
-
-    The file is ``tokens_file`` or ``$PHYSKAN_ZOO_TOKENS_FILE`` and holds either
-    ``tokens = ["t1", "t2"]`` or a table ``[tokens]`` of ``user = "token"``.
-    Every entry must be a non-empty printable ASCII string without surrounding
-    whitespace; anything else raises :class:`ZooError` naming the file and the
-    entry (never the token itself).
-    """
-    tokens: list[str] = []
-    path = tokens_file or os.environ.get("PHYSKAN_ZOO_TOKENS_FILE")
-    if path:
-        try:
-            data = tomllib.loads(Path(path).read_text())
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-            raise ZooError(f"cannot read tokens file {path}: {exc}") from None
-        if "tokens" not in data:
-            raise ZooError(f"tokens file {path}: no 'tokens' entry (a list or a table of strings)")
-        raw = data["tokens"]
-        if isinstance(raw, dict):
-            entries = [(f"tokens.{key}", value) for key, value in raw.items()]
-        elif isinstance(raw, list):
-            entries = [(f"tokens[{i}]", value) for i, value in enumerate(raw)]
-        else:
-            raise ZooError(
-                f"tokens file {path}: 'tokens' must be a list or a table of strings, "
-                f"not {_kind(raw)}"
-            )
-        for entry, value in entries:
-            problem = _token_problem(value)
-            if problem:
-                raise ZooError(f"tokens file {path}: {entry} {problem}")
-            tokens.append(value)
-    env = os.environ.get("PHYSKAN_ZOO_TOKENS", "")
-    for i, token in enumerate(t.strip() for t in env.split(",") if t.strip()):
-        problem = _token_problem(token)
-        if problem:
-            raise ZooError(f"$PHYSKAN_ZOO_TOKENS: token {i + 1} {problem}")
-        tokens.append(token)
-    return tokens
-
-
-_OPTIONS = {
-    "max_upload_bytes": "--max-upload-bytes",
-    "read_timeout": "--read-timeout",
-    "tokens": "token",
-}
-
-
-class ServerSettings(BaseModel):
-    """Validated zoo server settings (build with :func:`server_settings`)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    max_upload_bytes: int = Field(DEFAULT_MAX_UPLOAD_BYTES, gt=0, description="bytes")
-    read_timeout: float = Field(
-        DEFAULT_READ_TIMEOUT_S,
-        gt=0,
-        allow_inf_nan=False,
-        description="seconds an upload body may stall before the server answers 408",
-    )
-    tokens: list[str] = Field(default_factory=list, description="upload (Bearer) tokens")
-
-    @field_validator("tokens")
-    @classmethod
-    def _clean(cls, value: list[str]) -> list[str]:
-        for token in value:
-            problem = _token_problem(token)
-            if problem:
-                raise ValueError(f"an upload token {problem}")
-        return value
-
-
-def server_settings(
-    *,
-    max_upload_bytes: int | None = None,
-    read_timeout: float | None = None,
-    tokens: Iterable[str] = (),
-) -> ServerSettings:
-    """Validated server settings (None -> the default); :class:`ZooError` names the option."""
-    values: dict[str, Any] = {"tokens": list(tokens)}
-    if max_upload_bytes is not None:
-        values["max_upload_bytes"] = max_upload_bytes
-    if read_timeout is not None:
-        values["read_timeout"] = read_timeout
-    try:
-        return ServerSettings.model_validate(values)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        field = str(err["loc"][0]) if err["loc"] else "settings"
-        option = _OPTIONS.get(field, field)
-        got = "" if field == "tokens" else f" (got {err.get('input')!r})"
-        where = f"{option} entry {err['loc'][1] + 1}" if len(err["loc"]) > 1 else option
-        raise ZooError(f"invalid {where}: {err['msg']}{got}") from None
-
-
-def _etag_matches(header: str | None, sha: str) -> bool:
-    if not header:
-        return False
-    for part in header.split(","):
-        tag = part.strip()
-        if tag == "*" or tag.removeprefix("W/").strip('"') == sha:
-            return True
-    return False
 
 
 def create_app(
@@ -217,15 +76,23 @@ def create_app(
     tokens: Iterable[str] = (),
     max_upload_bytes: int | None = None,
     read_timeout: float | None = None,
+    *,
+    prepare: bool = True,
 ) -> Any:
     """Build the FastAPI app serving the zoo at ``root``.
+
+    List and detail answers come from a :class:`~physkan.zoo.live_index.LiveIndex`
+    (no disk read per request) and are encoded once per index change (gzip for clients
+    that accept it); downloads are file responses with ``ETag`` (the payload sha256),
+    ``Last-Modified``, ``HEAD`` and ``Range``.
 
     ``max_upload_bytes`` (default 256 MiB) bounds an upload's body and the
     data its HDF5 file declares; an upload body that stalls for
     ``read_timeout`` seconds (default 30) is answered 408. Bad settings raise
     :class:`ZooError` naming the option. Creating the app removes stale temp
     files left by dead writers and rebuilds the index, so a server restarted
-    after a crash starts clean.
+    after a crash starts clean (``prepare=False`` skips that: the worker processes of
+    :func:`run_server` leave it to their parent).
     """
     settings = server_settings(
         max_upload_bytes=max_upload_bytes, read_timeout=read_timeout, tokens=tokens
@@ -243,12 +110,18 @@ def create_app(
     zoo = LocalZoo(root)
     zoo.root.mkdir(parents=True, exist_ok=True)
     zoo.uploads_dir.mkdir(exist_ok=True)
-    zoo.cleanup()
-    zoo.rebuild_index()
+    if prepare:
+        zoo.cleanup()
+        zoo.rebuild_index()
+    live = LiveIndex(zoo)
+    live.models()  # derive now, not on the first request
     token_list = settings.tokens
+    cache: dict[tuple, tuple[int, bytes, bytes | None]] = {}
+    files = SmallFileCache()
 
     app = FastAPI(title="physkan model zoo", version=physkan_version())
     app.state.zoo = zoo
+    app.state.live_index = live
     app.state.settings = settings
 
     @app.exception_handler(ApiError)
@@ -291,38 +164,68 @@ def create_app(
         except ZooError as exc:
             raise ApiError(400, str(exc)) from None
 
+    def json_response(request: Request, key: tuple, build: Any) -> Response:
+        """``build()`` as JSON, encoded (and gzipped) once per index generation."""
+        generation = live.generation
+        hit = cache.get(key)
+        if hit is None or hit[0] != generation:
+            body = json.dumps(build(), separators=(",", ":")).encode()
+            packed = gzip.compress(body, 6) if len(body) >= GZIP_MIN_BYTES else None
+            if len(cache) >= _RESPONSE_CACHE_SIZE:
+                cache.clear()
+            hit = cache[key] = (generation, body, packed)
+        headers = {"Vary": "Accept-Encoding"}
+        if hit[2] is not None and "gzip" in request.headers.get("accept-encoding", ""):
+            headers["Content-Encoding"] = "gzip"
+            return Response(hit[2], media_type="application/json", headers=headers)
+        return Response(hit[1], media_type="application/json", headers=headers)
+
     @app.get("/healthz")
-    def healthz() -> dict[str, Any]:
-        return {"status": "ok", "version": physkan_version()}
+    async def healthz() -> dict[str, Any]:
+        return {
+            "status": "ok",
+            "version": physkan_version(),
+            "pid": os.getpid(),
+            "torch_loaded": "torch" in sys.modules,
+        }
 
     @app.get("/api/models")
-    def list_models(
+    async def list_models(
+        request: Request,
         search: str | None = None,
         tag: str | None = None,
         problem: str | None = None,
         page: int = Query(1, ge=1),
         per_page: int = Query(50, ge=1, le=500),
-    ) -> dict[str, Any]:
-        items = summaries(zoo.index(), search=search, tag=tag, problem=problem)
-        start = (page - 1) * per_page
-        return {
-            "items": items[start : start + per_page],
-            "total": len(items),
-            "page": page,
-            "per_page": per_page,
-        }
+    ) -> Response:
+        def build() -> dict[str, Any]:
+            items = [s for s in live.summaries() if _matches(s, search, tag, problem)]
+            start = (page - 1) * per_page
+            return {
+                "items": items[start : start + per_page],
+                "total": len(items),
+                "page": page,
+                "per_page": per_page,
+            }
+
+        live.models()  # refresh first: the cache key's generation must be current
+        return json_response(request, ("list", search, tag, problem, page, per_page), build)
 
     @app.get("/api/models/{name}")
-    def get_model(name: str) -> dict[str, Any]:
+    async def get_model(name: str, request: Request) -> Response:
         checked_name(name)
-        entry = zoo.model_entry(name)  # derived in memory: a GET never writes
+        entry = live.entry(name)  # derived in memory: a GET never writes
         if entry is None or not entry["versions"]:
             raise ApiError(404, f"no model named {name!r}")
-        return {
-            "name": name,
-            "aliases": entry["aliases"],
-            "versions": [{"version": int(v), **info} for v, info in entry["versions"].items()],
-        }
+
+        def build() -> dict[str, Any]:
+            return {
+                "name": name,
+                "aliases": entry["aliases"],
+                "versions": [{"version": int(v), **i} for v, i in entry["versions"].items()],
+            }
+
+        return json_response(request, ("model", name), build)
 
     def checked_ref(name: str, ref: str) -> Spec:
         """A version (ASCII digits only) or an alias (a legal name, not all digits)."""
@@ -336,14 +239,29 @@ def create_app(
             raise ApiError(400, str(exc)) from None
         return Spec(name, alias=ref)
 
-    @app.get("/api/models/{name}/{ref}/file")
-    def download(name: str, ref: str, request: Request) -> Response:
+    def locate(spec: Spec) -> tuple[ModelRef, os.stat_result]:
+        """The file of ``spec`` and its stat, checked against the index stamp."""
+        for _attempt in range(2):
+            entry = live.entry(spec.name)
+            try:
+                found = zoo.resolve_in(spec, entry)
+            except ZooError as exc:  # don't reveal the server's directory layout
+                raise ApiError(404, str(exc).replace(f" in zoo {zoo.root}", "")) from None
+            stamp = entry["stamp"]["files"][str(found.version)] if entry else None
+            try:
+                st = os.stat(found.path)
+            except OSError:
+                st = None
+            if st is not None and [st.st_ino, st.st_size, st.st_mtime_ns] == stamp:
+                return found, st
+            live.invalidate(spec.name)  # changed in place since it was indexed: re-check
+        raise ApiError(404, f"model {spec.name!r} changed while it was being served; retry")
+
+    @app.api_route("/api/models/{name}/{ref}/file", methods=["GET", "HEAD"])
+    async def download(name: str, ref: str, request: Request) -> Response:
         checked_name(name)
         spec = checked_ref(name, ref)
-        try:
-            found = zoo.resolve(spec)
-        except ZooError as exc:  # don't reveal the server's directory layout
-            raise ApiError(404, str(exc).replace(f" in zoo {zoo.root}", "")) from None
+        found, st = locate(spec)
         headers = {
             "ETag": f'"{found.sha256}"',
             "X-Zoo-Name": found.name,
@@ -352,13 +270,25 @@ def create_app(
             if spec.version is not None
             else "no-cache",
         }
-        if _etag_matches(request.headers.get("if-none-match"), found.sha256):
+        if etag_matches(request.headers.get("if-none-match"), found.sha256):
             return Response(status_code=304, headers=headers)
+        body = None if "range" in request.headers else files.get(found.path, st)
+        if body is not None:  # small file, unchanged since read: no file I/O at all
+            headers["Last-Modified"] = formatdate(st.st_mtime, usegmt=True)
+            headers["Accept-Ranges"] = "bytes"
+            headers["Content-Disposition"] = (
+                f'attachment; filename="{found.name}-{found.version}.h5"'
+            )
+            if request.method == "HEAD":
+                headers["Content-Length"] = str(len(body))
+                return Response(None, media_type="application/x-hdf5", headers=headers)
+            return Response(body, media_type="application/x-hdf5", headers=headers)
         return FileResponse(
             found.path,
             media_type="application/x-hdf5",
             filename=f"{found.name}-{found.version}.h5",
             headers=headers,
+            stat_result=st,  # no second stat in a worker thread
         )
 
     def ingest(tmp: Path) -> dict[str, Any]:
@@ -391,7 +321,7 @@ def create_app(
         try:
             size = 0
             with open(tmp, "wb") as fh:
-                async for chunk in _stream(request, settings.read_timeout):
+                async for chunk in stream_body(request, settings.read_timeout):
                     size += len(chunk)
                     if size > max_upload_bytes:
                         raise ApiError(413, f"upload exceeds the limit of {max_upload_bytes} bytes")
@@ -425,35 +355,8 @@ def create_app(
     return app
 
 
-async def _stream(request: Any, read_timeout: float) -> Any:
-    """The request body in chunks; :class:`ApiError` 408 when it stalls ``read_timeout`` s."""
-    chunks = request.stream().__aiter__()
-    while True:
-        try:
-            chunk = await asyncio.wait_for(chunks.__anext__(), read_timeout)
-        except StopAsyncIteration:
-            return
-        except asyncio.TimeoutError:
-            raise ApiError(
-                408,
-                f"upload body stalled for more than {read_timeout:g} s",
-                headers={"Connection": "close"},
-            ) from None
-        yield chunk
+def run_server(root: str | os.PathLike, **options: Any) -> None:
+    """Serve the zoo at ``root``: :func:`physkan.zoo.runner.run_server` (kept here for callers)."""
+    from physkan.zoo.runner import run_server as run
 
-
-def run_server(
-    root: str | os.PathLike,
-    *,
-    host: str = "127.0.0.1",
-    port: int = 8765,
-    tokens: Iterable[str] = (),
-    max_upload_bytes: int | None = None,
-    read_timeout: float | None = None,
-    log_level: str = "info",
-) -> None:
-    """Serve the zoo at ``root`` with uvicorn until interrupted (settings as in :func:`create_app`)."""
-    import uvicorn
-
-    app = create_app(root, tokens, max_upload_bytes, read_timeout)
-    uvicorn.run(app, host=host, port=port, log_level=log_level)
+    run(root, **options)

@@ -102,7 +102,7 @@ def linear_from_payload(config: dict, state: Mapping[str, Any]) -> Any:
 class ServerProcess:
     """A zoo server subprocess on 127.0.0.1 (context manager; always killed on exit).
 
-    It runs ``python -m physkan.zoo serve``; with ``light=True`` the same CLI is
+    It runs ``python -m physkan.zoo serve --workers N`` (default 1); with ``light=True`` the same CLI is
     started without importing ``physkan/__init__`` (see ``_LIGHT_LAUNCHER``).
     """
 
@@ -114,8 +114,10 @@ class ServerProcess:
         max_upload_bytes: int | None = None,
         log_path: str | os.PathLike | None = None,
         light: bool = False,
+        workers: int = 1,
     ) -> None:
         self.light = light
+        self.workers = workers
         self.root = Path(root)
         self.tokens = list(tokens)
         self.max_upload_bytes = max_upload_bytes
@@ -146,6 +148,7 @@ class ServerProcess:
             cmd = [sys.executable, "-m", "physkan.zoo"]
         cmd += ["serve", "--host", "127.0.0.1"]
         cmd += ["--port", str(self.port), "--root", str(self.root), "--log-level", "warning"]
+        cmd += ["--workers", str(self.workers)]
         if self.max_upload_bytes:
             cmd += ["--max-upload-bytes", str(self.max_upload_bytes)]
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
