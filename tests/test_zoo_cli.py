@@ -8,10 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner, Result
+from _zoo_cli import assert_user_error, run
 
 from physkan.zoo import LocalZoo, ModelCard
-from physkan.zoo.cli import zoo_group
 from physkan.zoo.testing import TOKEN, ServerProcess, free_port, make_model_file
 
 
@@ -35,18 +34,6 @@ def root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     with ServerProcess(tmp_path_factory.mktemp("zoo-cli") / "root", light=True) as proc:
         yield proc
-
-
-def run(*args: str) -> Result:
-    return CliRunner().invoke(zoo_group, list(args))
-
-
-def assert_user_error(result: Result, text: str) -> None:
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit)
-    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("Error:") and text in lines[0], lines
 
 
 def test_list_table_json_and_filters(root: Path) -> None:

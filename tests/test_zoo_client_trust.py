@@ -23,12 +23,11 @@ from typing import Any
 
 import h5py
 import pytest
-from click.testing import CliRunner, Result
+from _zoo_cli import assert_user_error, run
 
 import physkan
 from physkan._fs import temp_path
 from physkan.zoo import ModelCard, ZooError, verify_file, write_model_file
-from physkan.zoo.cli import zoo_group
 from physkan.zoo.client import (
     DEFAULT_MAX_DOWNLOAD_BYTES,
     MAX_DOWNLOAD_ENV,
@@ -125,19 +124,6 @@ def model_file(tmp_path: Path, name: str, version: int = 1, **kw: Any) -> tuple[
 def file_answer(data: bytes, sha: str, version: str = "1", **extra: str) -> Answer:
     headers = {"ETag": f'"{sha}"', "X-Zoo-Version": version, **extra}
     return 200, {k: v for k, v in headers.items() if v != "<drop>"}, data
-
-
-def run(*args: str) -> Result:
-    return CliRunner().invoke(zoo_group, list(args))
-
-
-def assert_user_error(result: Result, text: str) -> None:
-    """Exit 2 and exactly one ``Error:`` line on stderr containing ``text``; no traceback."""
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit)
-    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("Error:") and text in lines[0], lines
 
 
 def cache_files(cache: Path) -> list[str]:

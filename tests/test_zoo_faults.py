@@ -16,11 +16,10 @@ import h5py
 import httpx
 import numpy as np
 import pytest
-from click.testing import CliRunner, Result
+from _zoo_cli import assert_user_error, run
 
 from physkan import _fs
 from physkan.zoo import LocalZoo, ModelCard, ZooError, write_model_file
-from physkan.zoo.cli import zoo_group
 from physkan.zoo.testing import ServerProcess, free_port
 
 STATE = {"w": np.arange(6.0), "b": np.ones(2, dtype=np.float32)}
@@ -49,18 +48,6 @@ def _tree(root: Path) -> dict[str, tuple[int, int, bytes]]:
         data = path.read_bytes() if path.is_file() else b""
         out[str(path.relative_to(root))] = (st.st_mtime_ns, st.st_size, data)
     return out
-
-
-def run(*args: str) -> Result:
-    return CliRunner().invoke(zoo_group, list(args))
-
-
-def assert_one_error_line(result: Result, text: str = "") -> None:
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit)
-    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("Error:") and text in lines[0], lines
 
 
 def _killed_write(root: Path, name: str) -> None:
@@ -145,7 +132,7 @@ def test_latest_is_the_newest_healthy_version_and_damage_is_logged_once(
     assert result.stderr.splitlines() == [
         f"warning: zoo: skipping damaged model file {tmp_path / 'a' / '3.h5'}: {why}"
     ]
-    assert_one_error_line(run("show", "a@prod", "--root", str(tmp_path)), "version 3, which is damaged")
+    assert_user_error(run("show", "a@prod", "--root", str(tmp_path)), "version 3, which is damaged")
     # a model whose only file is damaged is not listed and does not resolve
     (tmp_path / "junk").mkdir()
     (tmp_path / "junk" / "1.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 64)
@@ -314,7 +301,7 @@ def test_verify_reports_and_repair_removes_stale_files(env: Path) -> None:
     assert zoo.versions("r") == [1, 2, 9, 10]  # numbering goes on after the damaged file
 
     result = run("verify", "--repair", str(root / "r" / "1.h5"))
-    assert_one_error_line(result, "--repair works on a zoo directory")
+    assert_user_error(result, "--repair works on a zoo directory")
 
 
 # -- no traceback from the zoo CLI ----------------------------------------------
@@ -336,7 +323,7 @@ def test_cli_one_line_for_hostile_config(env: Path, config: object) -> None:
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert result.output.startswith(f"FAIL {path}: ") and "0 ok, 1 failed" in result.output
     unused = f"http://127.0.0.1:{free_port()}"
-    assert_one_error_line(run("push", str(path), "--url", unused, "--token", "t"))
+    assert_user_error(run("push", str(path), "--url", unused, "--token", "t"))
 
 
 @pytest.mark.parametrize("version", ["³", "٣", "0"])
@@ -350,7 +337,7 @@ def test_cli_one_line_for_unicode_digit_versions(env: Path, version: str) -> Non
         ["pull", f"probe:{version}", "--url", unused],
         ["push", f"probe:{version}", "--root", str(root), "--url", unused],
     ):
-        assert_one_error_line(run(*args), "invalid")
+        assert_user_error(run(*args), "invalid")
 
 
 @pytest.fixture
@@ -370,10 +357,10 @@ def test_cli_one_line_for_hostile_files_from_a_server(
 ) -> None:
     url = hostile_server.url
     root = hostile_server.root
-    assert_one_error_line(run("pull", "evil", "--url", url))
-    assert_one_error_line(run("pull", "junk", "--url", url), "junk")
-    assert_one_error_line(run("show", "junk", "--url", url), "junk")
-    assert_one_error_line(run("show", "junk", "--root", str(root)), "no readable version")
+    assert_user_error(run("pull", "evil", "--url", url))
+    assert_user_error(run("pull", "junk", "--url", url), "junk")
+    assert_user_error(run("show", "junk", "--url", url), "junk")
+    assert_user_error(run("show", "junk", "--root", str(root)), "no readable version")
     assert run("pull", "good", "--url", url, "--dest", str(env)).exit_code == 0
     assert (env / "good-1.h5").is_file() and not list(env.glob(".tmp-*"))
     result = run("list", "--json", "--root", str(root))
