@@ -318,8 +318,8 @@ class LocalZoo:
         """
         for attempt in range(_PUBLISH_ATTEMPTS):
             version, marker = self._reserve(card.name)
+            path = self.version_path(card.name, version)
             try:
-                path = self.version_path(card.name, version)
                 stamped = card.model_copy(update={"version": version})
                 sha = write_model_file(path, stamped, config, state, overwrite=False)
                 break
