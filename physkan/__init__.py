@@ -39,6 +39,8 @@ from physkan._version import __version__  # noqa: E402 - the loader must be inst
 #: and the light zoo server (``physkan.zoo.server``) never load torch by themselves.
 _LAZY = {
     "discover": "physkan.discover",
+    "KANRegressor": "physkan.api",
+    "fit": "physkan.api",
     "load_model": "physkan.io",
     "save_model": "physkan.io",
     "KAN": "physkan.kan",
@@ -53,6 +55,8 @@ _LAZY = {
     "model_formula": "physkan.symbolic",
     "s2kan_discover": "physkan.s2kan",
     "train_s2kan": "physkan.s2kan",
+    "load_trajectory_states": "physkan.problems.trajectories",
+    "simulate_trajectories": "physkan.physics.simulate",
 }
 #: modules whose import registers a built-in model kind (``physkan.io.MODEL_KINDS``)
 _MODEL_KIND_MODULES = ("physkan.kan.network", "physkan.s2kan.model")
@@ -91,18 +95,22 @@ def __dir__() -> list[str]:
 __all__ = [
     "KAN",
     "KANLayer",
+    "KANRegressor",
     "MultKAN",
     "S2KAN",
     "__version__",
     "auto_symbolic",
     "available_basis_families",
     "discover",
+    "fit",
     "fix_symbolic",
     "kanpiler",
     "load_model",
+    "load_trajectory_states",
     "model_formula",
     "register_basis_family",
     "s2kan_discover",
     "save_model",
+    "simulate_trajectories",
     "train_s2kan",
 ]

@@ -1,5 +1,10 @@
 """The ``physkan`` command line: discover, train, problems, plot, zoo, plugins, bench.
 
+Start-up stays light (no torch, sympy or Lightning; ``tests/test_cli_startup.py``): the
+heavy commands are :class:`~physkan.plugins.commands.LazyCommand` entries imported when
+they run, ``problems`` and ``plugins`` list from files and metadata, and the plugins'
+commands are attached only when ``--help`` lists them or a name is not a built-in one.
+
 User mistakes (unknown problem, malformed file, bad option) print one ``Error:`` line on
 stderr and exit with code 2, never a traceback: the root group catches the root of physkan's
 exceptions, :class:`physkan.errors.PhyskanError` (see ``docs/architecture.md``).
@@ -16,6 +21,7 @@ from pathlib import Path
 import click
 
 from physkan import errors
+from physkan.plugins.commands import LazyCommand as _LazyCommand
 
 
 class UserError(click.ClickException, errors.UserError):
@@ -41,11 +47,32 @@ def user_errors():
 
 class _Group(click.Group):
     """The root group: every subcommand (plugins' included) reports physkan's errors as
-    one line (see :func:`user_errors`)."""
+    one line (see :func:`user_errors`). Plugins' commands are attached only when needed:
+    when the commands are listed (``--help``) or a name is not a built-in command."""
 
     def invoke(self, ctx: click.Context):  # noqa: D102 - click API
         with user_errors():
             return super().invoke(ctx)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:  # noqa: D102
+        command = super().get_command(ctx, cmd_name)
+        if command is None:
+            _attach_plugin_commands(self)
+            command = super().get_command(ctx, cmd_name)
+        return command
+
+    def list_commands(self, ctx: click.Context) -> list[str]:  # noqa: D102 - click API
+        _attach_plugin_commands(self)
+        return super().list_commands(ctx)
+
+
+def _attach_plugin_commands(group: click.Group) -> None:
+    """Attach the plugins' commands to ``group`` (once; never raises)."""
+    try:
+        from physkan.plugins.cli import ensure_plugin_commands
+    except ImportError:  # pragma: no cover - a broken plugin system leaves the CLI usable
+        return
+    ensure_plugin_commands(group)
 
 
 def _progress(enabled: bool) -> tuple[Callable[[str], None], Callable[[], None]]:
@@ -188,64 +215,50 @@ def _print_discovery(result) -> None:
 
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def problems(as_json: bool) -> None:
+@click.option("--check", is_flag=True,
+              help="Load the plugins and validate every problem (a broken one shows type 'error').")
+def problems(as_json: bool, check: bool) -> None:
     """List the built-in (and plugin) problems."""
-    from physkan.problems import list_problems
-
     with user_errors():
-        items = list_problems()
+        if check:
+            from physkan.problems import list_problems
+
+            items = list_problems()
+        else:  # what the files declare: no torch, no sympy (physkan.plugins.listing)
+            from physkan.plugins.listing import problem_summaries
+
+            items = problem_summaries()
     if as_json:
         click.echo(json.dumps([{"name": p.name, "type": p.type, "description": p.description,
                                 "source": str(p.source)} for p in items]))  # fmt: skip
         return
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table("name", "type", "description")
-    for p in items:
-        table.add_row(p.name, p.type, p.description)
-    Console().print(table)
+    _print_rows(("name", "type", "description"), [(p.name, p.type, p.description) for p in items])
 
 
-class _LazyCommand(click.Command):
-    """A command imported only when it runs (``physkan --help`` shows ``short_help``), so
-    heavy modules (Lightning for ``train``) stay out of every other command's start-up."""
-
-    def __init__(self, name: str, target: str, short_help: str) -> None:
-        super().__init__(name, short_help=short_help, help=short_help, add_help_option=False)
-        self.target = target
-
-    def load(self) -> click.Command:
-        """The real command, ``module:attribute`` of :attr:`target`."""
-        import importlib
-
-        module, attr = self.target.split(":")
-        return getattr(importlib.import_module(module), attr)
-
-    def make_context(self, info_name, args, parent=None, **extra):  # noqa: D102 - click API
-        return self.load().make_context(info_name, args, parent=parent, **extra)
+def _print_rows(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    """A plain aligned table (rich's table module costs more start-up than the listing)."""
+    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(header)]
+    for row in [header, tuple("-" * w for w in widths), *rows]:
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
 
 
 def _attach_optional_commands() -> None:
-    """Commands that live in subpackages (and plugins' commands)."""
-    from physkan.interpret.cli import plot_command
-    from physkan.zoo.cli import zoo_group
+    """Commands that live in subpackages, attached lazily (imported when they run)."""
+    import importlib.util
+
+    from physkan.plugins.cli import plugins_command
 
     cli.add_command(_LazyCommand("train", "physkan.train.cli:train_command",
                                  "Train the problem's network (no symbolic stage) on the Lightning engine."))  # fmt: skip
-    cli.add_command(plot_command, "plot")
-    cli.add_command(zoo_group, "zoo")
-    try:
-        from physkan.bench.cli import bench_group
-    except ImportError:  # pragma: no cover - optional while the harness is absent
-        pass
-    else:
-        cli.add_command(bench_group, "bench")
-    try:
-        from physkan.plugins.cli import attach_plugin_commands
-    except ImportError:
-        return
-    attach_plugin_commands(cli)
+    cli.add_command(_LazyCommand("simulate", "physkan.physics.cli:simulate_command", "Integrate a problem's true L or H and write trajectories (CSV)."))  # fmt: skip
+    cli.add_command(_LazyCommand("plot", "physkan.interpret.cli:plot_command",
+                                 "Draw the KAN in MODEL.h5 with its activation curves and attribution scores."))  # fmt: skip
+    cli.add_command(_LazyCommand("zoo", "physkan.zoo.cli:zoo_group",
+                                 "Browse, share and serve discovered models (HDF5 model cards)."))  # fmt: skip
+    if importlib.util.find_spec("physkan.bench") is not None:  # optional while the harness is absent
+        cli.add_command(_LazyCommand("bench", "physkan.bench.cli:bench_group",
+                                     "Benchmarks of the discovery pipeline."))  # fmt: skip
+    cli.add_command(plugins_command, "plugins")
 
 
 _attach_optional_commands()

@@ -7,7 +7,8 @@ every run is kept: its ``seconds`` (the pipeline's own clock), ``recovered`` and
 Usage: ``python scripts/bench_discover.py [--problems tutorial pendulum] [--repeats 3]
 [--threads 1] [--json docs/bench_discover.json] [--timeout 120]``.
 Wall times depend on what else runs on the machine: the load average is recorded before
-and after; compare on an idle machine.
+and after; compare on an idle machine, or as ratios of runs made back to back (e.g. with
+``PHYSKAN_TRAIN_ENGINE=lightning`` for the Lightning engine on every fit).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -34,7 +36,12 @@ def physkan_command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "physkan"]
 
 
-def run_once(problem: str, threads: int, timeout: float) -> dict[str, Any]:
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_once(problem: str, threads: int, timeout: float, engine: str | None = None) -> dict[str, Any]:
     """One ``physkan discover`` process: wall seconds plus the fields of its JSON answer.
 
     Raises:
@@ -42,18 +49,21 @@ def run_once(problem: str, threads: int, timeout: float) -> dict[str, Any]:
     """
     cmd = [*physkan_command(), "discover", "--problem", problem, "--json", "--no-register"]
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
-    t0 = time.perf_counter()
+    if engine is not None:  # "auto" or "lightning" (PHYSKAN_TRAIN_ENGINE, physkan/train/plain.py)
+        env["PHYSKAN_TRAIN_ENGINE"] = engine
+    t0, c0 = time.perf_counter(), _children_cpu()
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout,
                               cwd=REPO)  # fmt: skip
     except subprocess.TimeoutExpired as exc:
         raise RuntimeError(f"{problem}: no answer within {timeout:.0f} s") from exc
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, _children_cpu() - c0
     if done.returncode != 0:
         raise RuntimeError(f"{problem}: exit {done.returncode}: {done.stderr.strip()[-500:]}")
     answer = json.loads(done.stdout.strip().splitlines()[-1])
     return {
         "wall_s": wall,
+        "cpu_s": cpu,  # user + system CPU of the process: far less sensitive to machine load
         "seconds": answer.get("seconds"),
         "recovered": answer.get("recovered"),
         "formula": answer.get("formula"),
@@ -67,6 +77,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--threads", type=int, default=1, help="OMP_NUM_THREADS of the runs")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds per run")
     parser.add_argument("--json", type=str, default=None, help="write results to this file")
+    parser.add_argument("--compare-lightning", action="store_true",
+                        help="also run every repeat with PHYSKAN_TRAIN_ENGINE=lightning, interleaved "
+                             "(same load for both), under problems.<name>.lightning")  # fmt: skip
     args = parser.parse_args(argv)
     if args.repeats < 1 or args.threads < 1 or args.timeout <= 0:
         parser.error("--repeats, --threads and --timeout must be positive")
@@ -80,22 +93,45 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "processor": cpu_name(),
             "cores": os.cpu_count(),
             "load_average_before": os.getloadavg()[0],
+            # PHYSKAN_TRAIN_ENGINE=lightning forces Lightning for every fit (the engine before
+            # the plain LBFGS loop, physkan/train/plain.py): the same-machine comparison
+            "train_engine": os.environ.get("PHYSKAN_TRAIN_ENGINE", "auto"),
             "command": "python scripts/bench_discover.py "
             + " ".join(argv if argv is not None else sys.argv[1:]),
         },
         "problems": {},
     }
     for problem in args.problems:
-        runs = [run_once(problem, args.threads, args.timeout) for _ in range(args.repeats)]
+        runs, lightning = [], []
+        for _ in range(args.repeats):
+            runs.append(run_once(problem, args.threads, args.timeout, "auto" if args.compare_lightning else None))
+            if args.compare_lightning:
+                lightning.append(run_once(problem, args.threads, args.timeout, "lightning"))
         walls = [r["wall_s"] for r in runs]
+        outside = [r["wall_s"] - r["seconds"] for r in runs if r["seconds"] is not None]
         result["problems"][problem] = {
             "median_wall_s": statistics.median(walls),
+            # interpreter start, imports and exit: the wall time the pipeline's clock misses
+            "median_outside_pipeline_s": statistics.median(outside) if outside else None,
             "runs": runs,
             "all_recovered": all(bool(r["recovered"]) for r in runs),
         }
+        if lightning:
+            light = statistics.median(r["wall_s"] for r in lightning)
+            result["problems"][problem]["lightning"] = {
+                "median_wall_s": light, "runs": lightning,
+                "wall_ratio_auto_to_lightning": statistics.median(walls) / light,
+                "cpu_ratio_auto_to_lightning": statistics.median(r["cpu_s"] for r in runs)
+                / statistics.median(r["cpu_s"] for r in lightning),
+                "same_formulas": [r["formula"] for r in runs] == [r["formula"] for r in lightning],
+            }  # fmt: skip
         print(f"{problem:10s} median {statistics.median(walls):6.2f} s wall "
               f"(runs: {', '.join(f'{w:.2f}' for w in walls)}), "
               f"recovered: {result['problems'][problem]['all_recovered']}")  # fmt: skip
+        if lightning:
+            row = result["problems"][problem]["lightning"]
+            print(f"{'':10s} Lightning engine {row['median_wall_s']:6.2f} s wall, "
+                  f"ratio {row['wall_ratio_auto_to_lightning']:.2f}, same formulas: {row['same_formulas']}")  # fmt: skip
     result["config"]["load_average_after"] = os.getloadavg()[0]
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")

@@ -6,13 +6,14 @@ shape as our fused contraction, ``(N, in*(G+k+1)) @ (in*(G+k+1), out)``, applied
 layer input repeated ``G+k+1`` times (so it chains and has the same FLOPs, but no basis).
 pykan (``pip install pykan``) is timed too when importable; it is never a dependency.
 
-Also reports the peak resident-memory growth (ru_maxrss) of fitting a
+Also reports the peak resident-memory growth (VmHWM after a reset, Linux) of fitting a
 [2,5,1] KAN on 10k points for a few LBFGS steps.
 
 Variants: physkan's layer on the *local* B-spline path (only the ``k + 1`` active functions,
 :mod:`physkan.kan.local_spline`), on the *dense* basis path, on ``auto`` (what the layer
 picks), the dense matmul, and ``torch.compile`` of the network (``--compile``), each at every
-``--threads`` count, interleaved three times (median of the medians).
+``--threads`` count, interleaved ``--rounds`` times (median of the medians, and the ratio of
+10th percentiles, steadier on a loaded machine).
 
 Usage: ``python scripts/bench_layer.py [--json docs/bench_layer.json] [--repeats 20]
 [--threads 1 2] [--clock cpu] [--compile]``.
@@ -42,8 +43,8 @@ from physkan import MultKAN
 CLOCK = time.process_time
 
 
-def median_step_ms(step: Callable[[], None], repeats: int, warmup: int = 3) -> float:
-    """Median time of ``step`` in milliseconds (CPU time of this process by default:
+def step_times_ms(step: Callable[[], None], repeats: int, warmup: int = 3) -> list[float]:
+    """``repeats`` times of ``step`` in milliseconds (CPU time of this process by default:
     robust to other jobs on a shared machine; ``--clock wall`` for wall time)."""
     for _ in range(warmup):
         step()
@@ -52,7 +53,19 @@ def median_step_ms(step: Callable[[], None], repeats: int, warmup: int = 3) -> f
         t0 = CLOCK()
         step()
         times.append((CLOCK() - t0) * 1e3)
-    return statistics.median(times)
+    return times
+
+
+def median_step_ms(step: Callable[[], None], repeats: int, warmup: int = 3) -> float:
+    """Median of :func:`step_times_ms`."""
+    return statistics.median(step_times_ms(step, repeats, warmup))
+
+
+def low_percentile(times: list[float], q: float = 0.1) -> float:
+    """The ``q`` quantile of ``times`` (nearest rank): on a loaded machine the low end is the
+    run least disturbed by other jobs, so ratios of low percentiles are the steadiest."""
+    ordered = sorted(times)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 class DenseEquivalent(nn.Module):
@@ -102,13 +115,30 @@ def bench_pykan(
 _MEMORY_PROBE = """
 import resource, torch
 from physkan import MultKAN
+
+
+def status_kib(field):
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise KeyError(field)
+
+
 torch.set_num_threads(1)
 gen = torch.Generator().manual_seed(0)
 x = torch.rand(10_000, 2, generator=gen) * 2 - 1
 y = torch.exp(torch.sin(torch.pi * x[:, :1]) + x[:, 1:] ** 2)
 model = MultKAN([2, 5, 1], seed=0)
 opt = torch.optim.LBFGS(model.parameters(), lr=1.0, history_size=10, line_search_fn="strong_wolfe")
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+try:  # Linux: reset the high-water mark so the peak is the fit's, not the imports'
+    with open("/proc/self/clear_refs", "w") as fh:
+        fh.write("5")
+    before, peak = status_kib("VmRSS"), lambda: status_kib("VmHWM")
+except OSError:  # elsewhere: ru_maxrss, which may still hold the import peak (then 0)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
 
 def closure():
     opt.zero_grad()
@@ -116,9 +146,10 @@ def closure():
     loss.backward()
     return loss
 
+
 for _ in range(5):
     opt.step(closure)
-print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024.0)
+print((peak() - before) / 1024.0)
 """
 
 
@@ -137,7 +168,11 @@ def _model(widths: list[int], grid: int, k: int, path: str) -> MultKAN:
 
 
 def bench_threads(args: argparse.Namespace, threads: int) -> dict:
-    """All variants at ``threads`` torch threads, interleaved 3 times (median of medians)."""
+    """All variants at ``threads`` torch threads, interleaved ``--rounds`` times.
+
+    Reports the median of the per-round medians (``*_ms``, ``ratio_*``) and the 10th
+    percentile of every step (``*_p10_ms``, ``ratio_p10_*``: steadier under load).
+    """
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     widths = args.width
@@ -157,13 +192,18 @@ def bench_threads(args: argparse.Namespace, threads: int) -> dict:
             steps[f"compiled_{path}"] = step
             print(f"torch.compile ({path}) built in {time.perf_counter() - t0:.0f} s")
     times: dict[str, list[float]] = {name: [] for name in steps}
-    for _ in range(3):  # interleave to share the machine's noise fairly
+    every: dict[str, list[float]] = {name: [] for name in steps}
+    for _ in range(args.rounds):  # interleave to share the machine's noise fairly
         for name, step in steps.items():
-            times[name].append(median_step_ms(step, args.repeats))
+            run = step_times_ms(step, args.repeats)
+            times[name].append(statistics.median(run))
+            every[name].extend(run)
     out: dict = {f"{name}_ms": statistics.median(v) for name, v in times.items()}
+    out.update({f"{name}_p10_ms": low_percentile(v) for name, v in every.items()})
     for name in steps:
         if name != "dense":
             out[f"ratio_{name}_to_dense"] = out[f"{name}_ms"] / out["dense_ms"]
+            out[f"ratio_p10_{name}_to_dense"] = out[f"{name}_p10_ms"] / out["dense_p10_ms"]
     out["ratio_to_dense"] = out["ratio_physkan_to_dense"]
     out["auto_path"] = "local" if _model(widths, args.grid, args.k, "auto").layers[0].uses_local_path(args.batch) else "dense"
     return out
@@ -200,6 +240,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", type=str, default=None, help="write results to this file")
     parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="interleaved rounds of --repeats steps per variant (default 3)")  # fmt: skip
     parser.add_argument("--batch", type=int, default=1024)
     parser.add_argument("--grid", type=int, default=10)
     parser.add_argument("--k", type=int, default=3)
@@ -215,8 +257,8 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     global CLOCK
     CLOCK = time.process_time if args.clock == "cpu" else time.perf_counter
-    if any(t < 1 for t in args.threads) or args.repeats < 1 or args.batch < 1:
-        parser.error("--threads, --repeats and --batch must be positive")
+    if any(t < 1 for t in args.threads) or min(args.repeats, args.rounds, args.batch) < 1:
+        parser.error("--threads, --repeats, --rounds and --batch must be positive")
 
     widths = args.width
     result: dict = {
@@ -243,7 +285,8 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"--- {threads} thread(s)")
         for name in ("physkan", "physkan_local", "physkan_dense", "compiled_local", "compiled_dense"):
             if f"{name}_ms" in run:
-                print(f"{name:15s} {run[f'{name}_ms']:8.2f} ms/step   ratio to dense = {run[f'ratio_{name}_to_dense']:.2f}")
+                print(f"{name:15s} {run[f'{name}_ms']:8.2f} ms/step   ratio to dense = {run[f'ratio_{name}_to_dense']:.2f}"
+                      f"   (10th percentiles: {run[f'ratio_p10_{name}_to_dense']:.2f})")  # fmt: skip
         print(f"{'dense matmul':15s} {run['dense_ms']:8.2f} ms/step   (auto path: {run['auto_path']})")
     if args.crossover:
         torch.set_num_threads(args.threads[0])

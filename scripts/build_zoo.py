@@ -3,7 +3,9 @@
 Usage: ``python scripts/build_zoo.py [--zoo zoo] [--problems pendulum tutorial ...] [--all]``.
 By default only results with ``recovered: true`` are registered (a pretrained model must
 reproduce its formula); ``--all`` registers the others too, tagged ``unverified``. Writes a
-summary to ``zoo/BUILD.json`` (problem, formula, recovered, seconds, zoo id).
+summary to ``zoo/BUILD.json`` (problem, formula, recovered, seconds, zoo id). Registering
+also draws each model's web-page sidecars, ``zoo/<name>/<version>.png`` (the network) and
+``.mathml`` (the formula); ``physkan zoo render --root zoo`` redraws them without retraining.
 """
 
 from __future__ import annotations

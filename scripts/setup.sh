@@ -2,7 +2,7 @@
 # Idempotent setup: makes .venv, installs the CPU build of PyTorch first (a plain `torch`
 # requirement would pull several GB of CUDA), then physkan with its extras.
 #   bash scripts/setup.sh          # runtime + server extras
-#   bash scripts/setup.sh --dev    # also test tools and the example plugins
+#   bash scripts/setup.sh --dev    # also test tools, the example plugins, chromium + chromedriver
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -41,5 +41,37 @@ if [ "${1:-}" = "--dev" ]; then
     for plugin in plugins/*/; do
         [ -f "${plugin}pyproject.toml" ] && "${PIP[@]}" -c "$constraints" -e "$plugin"
     done
+fi
+
+# The zoo web-page test (tests/test_zoo_web.py) drives Debian's chromium with chromedriver.
+install_chromium() {
+    if command -v chromedriver >/dev/null 2>&1 \
+        && { command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; }; then
+        return 0
+    fi
+    local as_root=()
+    if [ "$(id -u)" != 0 ]; then
+        if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+            as_root=(sudo -n)
+        else
+            echo "note: chromium/chromedriver missing and no root: the browser test will skip" \
+                "(install them with: apt-get install chromium chromium-driver)" >&2
+            return 0
+        fi
+    fi
+    if ! command -v apt-get >/dev/null 2>&1; then
+        echo "note: no apt-get: install chromium and chromedriver yourself for the browser test" >&2
+        return 0
+    fi
+    local install=(env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends
+                   chromium chromium-driver)
+    if ! "${as_root[@]}" "${install[@]}"; then
+        "${as_root[@]}" apt-get update -qq
+        "${as_root[@]}" "${install[@]}" \
+            || echo "note: could not install chromium/chromedriver: the browser test will skip" >&2
+    fi
+}
+if [ "${1:-}" = "--dev" ]; then
+    install_chromium
 fi
 echo "physkan is set up in .venv ($(.venv/bin/python -c 'import torch; print("torch", torch.__version__)'))"

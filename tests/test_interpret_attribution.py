@@ -108,7 +108,7 @@ def test_select_nodes_permutation_and_mult_consistency() -> None:
     x = torch.rand(100, 3) * 2 - 1
     perm = select_nodes(model, [[0, 1, 2], [1, 0, 3, 2], [1, 0]])
     assert torch.allclose(perm(x), model(x).flip(1), atol=1e-6)
-    assert perm.outputs == ["y2", "y1"]
+    assert perm.outputs == ["y1", "y0"]
     drop_mult = select_nodes(model, [[0, 1, 2], [0, 1, 3], [0, 1]])
     assert drop_mult.width[1] == (2, 1)
     assert drop_mult.layers[0].coef.shape[2] == 2 + 2  # 2 add subnodes + 1 mult x arity 2

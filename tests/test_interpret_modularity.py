@@ -26,7 +26,7 @@ def test_additive_separability_on_true_function() -> None:
     x = _x(300, 4)
     res = mod.separability(lambda z: z[:, 0] * z[:, 1] + torch.sin(z[:, 2]), x)
     assert res.groups == [[0, 1], [2], [3]]
-    assert str(res) == "{x1, x2} + {x3} + {x4}"
+    assert str(res) == "{x0, x1} + {x2} + {x3}"
     assert mod.test_separability(lambda z: z[:, 0] * z[:, 1] + torch.sin(z[:, 2]), x, [[0, 1], [2]])
     assert not mod.test_separability(lambda z: z[:, 0] * z[:, 1], x, [[0], [1]])
 
@@ -63,8 +63,8 @@ def test_general_separability() -> None:
 def test_symmetry_finds_radial_group() -> None:
     x = _x(200, 3)
     f = lambda z: (z[:, 0] ** 2 + z[:, 1] ** 2) ** 0.5 + z[:, 2]  # noqa: E731
-    assert mod.test_symmetry(f, x, [0, 1])
-    assert not mod.test_symmetry(f, x, [0, 2])
+    assert mod.test_symmetry(f, x, ["x0", "x1"])
+    assert not mod.test_symmetry(f, x, ["x0", "x2"])
     assert mod.find_symmetries(f, x) == [[0, 1]]
 
 
@@ -76,9 +76,9 @@ def test_tree_converter() -> None:
     kinds = sorted(c.kind for c in tree.children)
     assert kinds == ["general", "mul"]
     assert {frozenset(c.variables) for c in tree.children} == {
-        frozenset({"x1", "x2"}), frozenset({"x3", "x4"})}
+        frozenset({"x0", "x1"}), frozenset({"x2", "x3"})}
     text = str(tree)
-    assert "add [x1, x2, x3, x4]" in text and "└── " in text
+    assert "add [x0, x1, x2, x3]" in text and "└── " in text
     assert "×" in tree.formula()
 
 

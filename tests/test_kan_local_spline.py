@@ -9,6 +9,7 @@ from torch.autograd import gradcheck, gradgradcheck
 from physkan.kan.basis import bspline_basis
 from physkan.kan.layer import KANLayer
 from physkan.kan.local_basis import bspline_local, uniform_bspline_matrix
+from physkan.kan.local_kernels import Rows
 from physkan.kan.local_spline import (
     MIN_LOCAL_WORK,
     _Apply,
@@ -102,13 +103,14 @@ def test_layer_gradcheck_and_gradgradcheck_in_x_and_coef() -> None:
 def test_kernels_gradgradcheck(op: str) -> None:
     gen = torch.Generator().manual_seed(3)
     idx = torch.randint(0, 7, (5, 6), generator=gen)
+    rows = Rows(7, 0, full=idx)
     a = torch.randn(5, 6, dtype=F64, generator=gen, requires_grad=True)
     b = torch.randn(7, 3, dtype=F64, generator=gen, requires_grad=True)
     g = torch.randn(5, 3, dtype=F64, generator=gen, requires_grad=True)
     fn, args = {
-        "apply": (lambda w, c: _Apply.apply(w, c, idx), (a, b)),
-        "dot": (lambda g, c: _Dot.apply(g, c, idx), (g, b)),
-        "outer": (lambda w, g: _Outer.apply(w, g, idx, 7), (a, g)),
+        "apply": (lambda w, c: _Apply.apply(w, c, rows), (a, b)),
+        "dot": (lambda g, c: _Dot.apply(g, c, rows), (g, b)),
+        "outer": (lambda w, g: _Outer.apply(w, g, rows), (a, g)),
     }[op]
     assert gradcheck(fn, args)
     assert gradgradcheck(fn, args)

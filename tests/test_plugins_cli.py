@@ -47,7 +47,7 @@ def test_plugins_lists_examples() -> None:
 def _run_list() -> list[dict]:
     from physkan.cli import cli
 
-    result = CliRunner().invoke(cli, ["plugins", "--json"])
+    result = CliRunner().invoke(cli, ["plugins", "--load", "--json"])
     assert result.exit_code == 0, result.output
     return json.loads(result.output)
 

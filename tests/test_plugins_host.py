@@ -67,7 +67,7 @@ def _cli() -> click.Group:
 
 
 def _plugins_json() -> dict[str, dict]:
-    result = CliRunner().invoke(_cli(), ["plugins", "--json"])
+    result = CliRunner().invoke(_cli(), ["plugins", "--load", "--json"])
     assert result.exit_code == 0, result.output
     return {row["name"]: row for row in json.loads(result.output)}
 
@@ -152,7 +152,7 @@ def test_numpy_functions_shadowing_numpy_are_refused(monkeypatch: pytest.MonkeyP
     values = lambdify_numpy(sympy.sinc(2 * x) + sympy.sin(x), ["x"])(np.array([[0.5], [1.0]]))
     assert values.tolist() == pytest.approx([math.sin(1.0) / 1.0 + math.sin(0.5),
                                              math.sin(2.0) / 2.0 + math.sin(1.0)])  # fmt: skip
-    assert "refused numpy_functions 'sinc'" in CliRunner().invoke(_cli(), ["plugins"]).output
+    assert "refused numpy_functions 'sinc'" in CliRunner().invoke(_cli(), ["plugins", "--load"]).output
 
 
 # --------------------------------------------------------------------- BaseException in hooks
@@ -223,7 +223,7 @@ def test_builtin_commands_win_and_commands_are_listed(monkeypatch: pytest.Monkey
     assert row["contributions"] == {"commands": ["host-hello"]}
     assert row["refused"] == [{"kind": "commands", "name": "problems",
                                "reason": "command taken by a physkan built-in, which wins"}]  # fmt: skip
-    text = runner.invoke(cli, ["plugins"]).output
+    text = runner.invoke(cli, ["plugins", "--load"]).output
     assert "commands: host-hello" in text and "refused commands 'problems'" in text
 
 

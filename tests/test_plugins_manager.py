@@ -107,11 +107,11 @@ def test_broken_plugins_are_reported_and_skipped(monkeypatch: pytest.MonkeyPatch
     runner = CliRunner()
     from physkan.cli import cli
 
-    out = runner.invoke(cli, ["plugins", "--json"])
+    out = runner.invoke(cli, ["plugins", "--load", "--json"])
     assert out.exit_code == 0, out.output
     rows = {r["name"]: r for r in json.loads(out.output)}
     assert rows["broken-hook"]["status"] == "failed" and rows["broken-hook"]["error"]
-    assert runner.invoke(cli, ["plugins"]).exit_code == 0
+    assert runner.invoke(cli, ["plugins", "--load"]).exit_code == 0
     problems = runner.invoke(cli, ["problems", "--json"])
     assert problems.exit_code == 0 and "tutorial" in problems.output
 
@@ -155,7 +155,7 @@ def test_plugin_commands_and_failing_command_hook(monkeypatch: pytest.MonkeyPatc
     attach_plugin_commands(host)
     runner = CliRunner()
     assert "hello from a plugin" in runner.invoke(host, ["hello-plugin"]).output
-    out = runner.invoke(host, ["plugins", "--json"])
+    out = runner.invoke(host, ["plugins", "--load", "--json"])
     assert out.exit_code == 0
     rows = {r["name"]: r for r in json.loads(out.output)}
     assert rows["cmd"]["status"] == "loaded"

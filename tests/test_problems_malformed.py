@@ -183,10 +183,16 @@ def test_csv_nan_cell_named(tmp_path: Path) -> None:
 
 
 def test_data_file_refused_for_sampled_types(tmp_path: Path) -> None:
-    data = {"name": "p", "type": "lagrangian", "system": {"coordinates": ["q"]},
+    data = {"name": "p", "type": "conservation",
+            "system": {"state": ["x", "p"], "dynamics": ["p", "-x"]},
             "data": {"file": str(tmp_path / "d.csv")}}  # fmt: skip
     message = load_error(data)
-    assert "data.file: a lagrangian problem samples its data from the ground truth" in message
+    assert "data.file: a conservation problem samples its data from the ground truth" in message
+
+
+def test_lagrangian_without_truth_needs_a_trajectory_file() -> None:
+    data = {"name": "p", "type": "lagrangian", "system": {"coordinates": ["q"]}}
+    assert "system.lagrangian: required unless [data].file gives the data" in load_error(data)
 
 
 def test_too_many_coordinates_refused() -> None:

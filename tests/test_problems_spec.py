@@ -217,7 +217,7 @@ def test_other_field_errors() -> None:
     assert "train.refine: grid sizes must start above model.grid = 5" in error_of(data)
     del data["train"]
     data["system"].pop("lagrangian")
-    assert "system.lagrangian: required (the data are sampled from it)" in error_of(data)
+    assert "system.lagrangian: required unless [data].file gives the data" in error_of(data)
     assert "system: required but missing" in error_of({"name": "p", "type": "lagrangian"})
     assert "name: 'a b' is not a usable problem name" in error_of(
         {**pendulum_dict(), "name": "a b"}

@@ -118,7 +118,7 @@ def test_strategy_registry_lists_each_builtin_type_once() -> None:
     names = STRATEGIES.names()
     assert names[: len(BUILTIN_STRATEGIES)] == list(BUILTIN_STRATEGIES)
     assert len(names) == len(set(names))
-    assert list(BUILTIN_STRATEGIES) == ["regression", "lagrangian", "conservation", "metric"]
+    assert list(BUILTIN_STRATEGIES) == ["regression", "lagrangian", "conservation", "metric", "hamiltonian"]
     assert all(STRATEGIES.source(n) == BUILTIN for n in BUILTIN_STRATEGIES)
     with pytest.raises(NameClash):
         register_strategy("regression", lambda spec, data, report: None, source="plug")  # type: ignore[arg-type,return-value]

@@ -46,7 +46,9 @@ def test_s2kan_discovery_passes_the_basis(monkeypatch: pytest.MonkeyPatch) -> No
         seen.update(kwargs)
         raise RuntimeError("stop")
 
-    monkeypatch.setattr(s2kan_fit, "s2kan_discover", spy)
+    import physkan.s2kan
+
+    monkeypatch.setattr(physkan.s2kan, "s2kan_discover", spy)  # fit_s2kan imports it lazily
     spec = _spec("rbf")
     from physkan.problems import make_dataset
 

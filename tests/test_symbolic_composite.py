@@ -21,7 +21,7 @@ def test_composite_name_round_trips_through_a_saved_model(tmp_path) -> None:
     fn = get_symbolic("sqrt(1 - x**2)")
     assert torch.allclose(fn.torch_fn(torch.tensor([0.6])), torch.tensor([0.8]))
     model = MultKAN([1, 1], variables=["v"]).double()
-    fix_symbolic(model, 0, 0, 0, "sqrt(1 - x**2)")
+    fix_symbolic(model, None, 0, 0, 0, "sqrt(1 - x**2)")
     model.save(tmp_path / "m.h5")
     loaded = MultKAN.load(tmp_path / "m.h5")
     assert str(model_formula(loaded).expressions[0]) == "sqrt(1 - v**2)"

@@ -36,7 +36,6 @@ from torch import Tensor, nn
 __all__ = [
     "SeparabilityResult",
     "as_function",
-    "find_symmetries",
     "general_separability",
     "PAIR_KINDS",
     "gradient",
@@ -48,8 +47,18 @@ __all__ = [
     "symmetry_score",
     "test_general_separability",
     "test_separability",
-    "test_symmetry",
+    "variable_labels",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """``find_symmetries`` and ``test_symmetry`` live in :mod:`physkan.interpret.symmetry`
+    (by variable names, with ``combination=``); kept importable from here."""
+    if name in ("find_symmetries", "test_symmetry"):
+        from physkan.interpret import symmetry
+
+        return getattr(symmetry, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 Func = Callable[[Tensor], Tensor]
 
@@ -152,10 +161,22 @@ def _components(adj: Tensor, variables: Sequence[int] | None = None) -> list[lis
     return groups
 
 
-def _names(names: Sequence[str] | None, f: object, n: int) -> list[str]:
+def variable_labels(names: Sequence[str] | None, f: object, n: int) -> list[str]:
+    """Names of the ``n`` inputs: ``names``, else ``f.variables``, else ``x0..x{n-1}``."""
     if names is not None:
         return list(names)
-    return list(getattr(f, "variables", [f"x{i + 1}" for i in range(n)]))
+    return list(getattr(f, "variables", [f"x{i}" for i in range(n)]))
+
+
+_names = variable_labels
+
+
+def _pool(variables: Sequence[str | int] | None, labels: Sequence[str]) -> list[int] | None:
+    if variables is None:
+        return None
+    from physkan.interpret.symmetry import resolve_variables
+
+    return resolve_variables(variables, labels)
 
 
 def separability(
@@ -164,16 +185,16 @@ def separability(
     mode: str = "add",
     threshold: float = 1e-2,
     names: Sequence[str] | None = None,
-    variables: Sequence[int] | None = None,
+    variables: Sequence[str | int] | None = None,
 ) -> SeparabilityResult:
     """Finest additive (``mode="add"``) or multiplicative (``"mul"``) variable grouping.
 
     ``x``: samples ``(N, n)``. Variables ``a``, ``b`` interact when ``S_ab > threshold``.
-    ``variables``: group only these (default all).
+    ``variables``: names of the variables to group (default all; indices deprecated).
     """
     score = interaction_matrix(f, x, mode)
-    groups = _components(score > threshold, variables)
     labels = _names(names, f, x.shape[1])
+    groups = _components(score > threshold, _pool(variables, labels))
     return SeparabilityResult(mode, groups, [[labels[i] for i in g] for g in groups], score,
                               len(groups) > 1)
 
@@ -248,7 +269,7 @@ def _bipartition_score(
 
 def general_separability(
     f: Func | nn.Module, x: Tensor, threshold: float = 1e-2, names: Sequence[str] | None = None,
-    variables: Sequence[int] | None = None,
+    variables: Sequence[str | int] | None = None,
 ) -> SeparabilityResult:
     """Finest grouping with ``f = F(g1(y1) + g2(y2) + ...)`` (generalized separability).
 
@@ -257,7 +278,8 @@ def general_separability(
     the bipartitions that pass. ``score[a, b]`` is the smallest violation over bipartitions
     separating ``a`` and ``b``. ``x``: samples ``(N, n)``.
     """
-    pool = list(range(x.shape[1])) if variables is None else list(variables)
+    labels = _names(names, f, x.shape[1])
+    pool = _pool(variables, labels) or list(range(x.shape[1]))
     if len(pool) > 10:
         raise ValueError(f"general_separability: at most 10 variables, got {len(pool)}")
     d, t, xs, active = _log_grad_derivatives(f, x, pool)
@@ -273,7 +295,6 @@ def general_separability(
         for a, b in itertools.product(ys, zs):
             score[a, b] = score[b, a] = min(float(score[a, b]), viol)
     groups = _components(score > threshold, pool)
-    labels = _names(names, f, x.shape[1])
     return SeparabilityResult("general", groups, [[labels[i] for i in g] for g in groups],
                               score, len(groups) > 1)
 
@@ -307,28 +328,6 @@ def symmetry_score(f: Func | nn.Module, x: Tensor, group: Sequence[int]) -> floa
             for c in range(len(ys))]
     dev = torch.stack(rows, dim=1).abs() * x.detach().std(0)[zs]  # (N, k, n-k)
     return float(dev.amax((1, 2)).median())
-
-
-def test_symmetry(
-    f: Func | nn.Module, x: Tensor, group: Sequence[int], threshold: float = 1e-2
-) -> bool:
-    """Whether ``f(x) = g(h(x[group]), x[rest])`` (generalized symmetry in ``group``)."""
-    return symmetry_score(f, x, group) <= threshold
-
-
-def find_symmetries(
-    f: Func | nn.Module, x: Tensor, threshold: float = 1e-2, variables: Sequence[int] | None = None,
-) -> list[list[int]]:
-    """All proper subsets (size ``2..n-1``) of ``variables`` with a generalized symmetry,
-    smallest first. ``x``: samples ``(N, n)``."""
-    fn = as_function(f)
-    pool = list(range(x.shape[1])) if variables is None else list(variables)
-    found = []
-    for k in range(2, len(pool)):
-        for group in itertools.combinations(pool, k):
-            if test_symmetry(fn, x, group, threshold):
-                found.append(list(group))
-    return found
 
 
 def input_attribution(f: Func | nn.Module, x: Tensor) -> Tensor:
@@ -379,5 +378,5 @@ def pair_symmetry_scores(
 
 
 # These are library functions, not pytest tests (they may be imported into test modules).
-for _fn in (test_separability, test_general_separability, test_symmetry):
+for _fn in (test_separability, test_general_separability):
     _fn.__test__ = False  # type: ignore[attr-defined]

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import functools
 import math
+import weakref
 
 import torch
 from torch import Tensor
 
 from physkan.kan.basis import _is_uniform, _local_general, _local_uniform
 
-__all__ = ["bspline_local", "bspline_local_masks", "uniform_bspline_matrix"]
+__all__ = ["bspline_local", "derivative", "poly_rows", "uniform_bspline_matrix", "uniform_grid"]
 
 
 @functools.lru_cache(maxsize=16)
@@ -36,25 +37,34 @@ def uniform_bspline_matrix(k: int) -> tuple[tuple[float, ...], ...]:
     return tuple(tuple(float(v) for v in col) for col in m.T)
 
 
-def _poly_values(f: Tensor, m: tuple[tuple[float, ...], ...]) -> Tensor:
-    """``(N, in)`` -> ``(N, len(m), in)``: polynomial ``r`` (coefficients ``m[r]``) at ``f``.
+def poly_rows(f: Tensor, m: tuple[tuple[float, ...], ...], out: Tensor | None = None) -> Tensor:
+    """``f (N, in)`` -> ``(N, len(m), in)``: polynomial ``r`` (coefficients ``m[r]``) at ``f``.
 
-    Horner's rule with broadcasting (one ``addcmul`` per degree) writes the result directly
-    in its ``(N, R, in)`` layout: no stack on the last axis, no transpose copy.
+    Plain kernels on contiguous ``(N, in)`` slices (no autograd graph; the caller wraps it):
+    the powers of ``f`` once, then one scaled add per non-zero coefficient, written straight
+    into row ``r`` of the output (the layout of the local contraction), zeros skipped.
     """
     n_pow = max(len(row) for row in m)
-    rows = [list(row) + [0.0] * (n_pow - len(row)) for row in m]
-    coeffs = torch.tensor(rows, dtype=f.dtype, device=f.device)  # (R, P)
-    fu = f.unsqueeze(1)  # (N, 1, in)
-    acc = coeffs[:, -1:].expand(f.shape[0], len(m), f.shape[1])
-    if n_pow == 1:
-        return acc.contiguous()
-    for p in range(n_pow - 2, -1, -1):
-        acc = torch.addcmul(coeffs[:, p : p + 1], acc, fu)
-    return acc
+    pows = [f]
+    for _ in range(2, n_pow):
+        pows.append(pows[-1] * f)
+    if out is None:
+        out = f.new_empty(f.shape[0], len(m), f.shape[1])
+    for r, row in enumerate(m):
+        o = out[:, r]
+        terms = [(p, c) for p, c in enumerate(row) if p > 0 and c != 0.0]
+        if not terms:
+            o.fill_(row[0])
+            continue
+        torch.mul(pows[terms[-1][0] - 1], terms[-1][1], out=o)
+        for p, c in reversed(terms[:-1]):
+            o.add_(pows[p - 1], alpha=c)
+        if row[0] != 0.0:
+            o.add_(row[0])
+    return out
 
 
-def _derivative(m: tuple[tuple[float, ...], ...]) -> tuple[tuple[float, ...], ...]:
+def derivative(m: tuple[tuple[float, ...], ...]) -> tuple[tuple[float, ...], ...]:
     """Coefficients of the derivative of every polynomial in ``m``."""
     return tuple(tuple(p * c for p, c in enumerate(row) if p > 0) or (0.0,) for row in m)
 
@@ -70,12 +80,12 @@ class _PowerPoly(torch.autograd.Function):
     def forward(ctx, f: Tensor, m: tuple[tuple[float, ...], ...]) -> Tensor:  # type: ignore[override]
         ctx.save_for_backward(f)
         ctx.m = m
-        return _poly_values(f, m)
+        return poly_rows(f, m)
 
     @staticmethod
     def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:  # type: ignore[override]
         (f,) = ctx.saved_tensors
-        return (grad * _PowerPoly.apply(f, _derivative(ctx.m))).sum(1), None
+        return (grad * _PowerPoly.apply(f, derivative(ctx.m))).sum(1), None
 
 
 def bspline_local(x: Tensor, grid: Tensor, k: int) -> tuple[Tensor, Tensor]:
@@ -90,12 +100,13 @@ def bspline_local(x: Tensor, grid: Tensor, k: int) -> tuple[Tensor, Tensor]:
         ``values (N, k + 1, in)`` (note the layout: rows of ``in`` values, cheap to build):
         ``values[:, r]`` is function ``span - k + r`` of the de Boor recursion (finite;
         functions with an index outside ``[0, M - 1 - k)`` and sentinel points must be
-        dropped by the caller, see :func:`bspline_local_masks`).
+        dropped by the caller, see :func:`physkan.kan.local_kernels.local_rows`).
         Differentiable to any order in ``x`` (uniform grids: closed-form polynomials).
     """
     sentinel = grid.shape[1] - 1
-    if _is_uniform(grid):
-        u = (x - grid[:, 0]) / (grid[:, 1] - grid[:, 0])
+    uniform = uniform_grid(grid)
+    if uniform is not None:
+        u = (x - uniform[0]) / uniform[1]
         span = torch.floor(u.detach())
         values = _PowerPoly.apply(u - span, uniform_bspline_matrix(k))
         inside = (span >= 0) & (span < sentinel)
@@ -105,16 +116,29 @@ def bspline_local(x: Tensor, grid: Tensor, k: int) -> tuple[Tensor, Tensor]:
     return torch.where(inside, span, fill), torch.stack(local, 1)
 
 
-def bspline_local_masks(n_knots: int, k: int, device: torch.device | None = None) -> tuple[Tensor, Tensor]:
-    """Lookup tables by span code (see :func:`bspline_local`) for ``M = n_knots`` knots.
+class _UniformCache:
+    """``grid -> (t0 (in,), h (in,))`` or ``None``, per grid tensor and version.
 
-    Returns:
-        ``valid (M, k + 1)`` (bool): whether function ``span - k + r`` exists (all false for
-        the sentinel ``M - 1``), and ``index (M, k + 1)`` (long): that function's index,
-        clamped into ``[0, M - 1 - k)``.
+    Checking uniformity costs a handful of small kernels and a host sync; a layer's grid
+    changes only in grid updates (a new tensor or an in-place write, which bumps its
+    version), so the answer is kept per tensor (weakly referenced) and version.
     """
-    n_basis = n_knots - 1 - k
-    pos = torch.arange(n_knots, device=device)[:, None] - k + torch.arange(k + 1, device=device)
-    valid = (pos >= 0) & (pos < n_basis)
-    valid[-1] = False
-    return valid, pos.clamp(0, n_basis - 1)
+
+    def __init__(self) -> None:
+        self.entries: dict[int, tuple[weakref.ref, int, tuple[Tensor, Tensor] | None]] = {}
+
+    def __call__(self, grid: Tensor) -> tuple[Tensor, Tensor] | None:
+        hit = self.entries.get(id(grid))
+        if hit is not None and hit[0]() is grid and hit[1] == grid._version:
+            return hit[2]
+        with torch.no_grad():
+            params = (grid[:, 0].clone(), grid[:, 1] - grid[:, 0]) if _is_uniform(grid) else None
+        if len(self.entries) > 256:  # drop entries of dead grids
+            self.entries = {key: e for key, e in self.entries.items() if e[0]() is not None}
+        self.entries[id(grid)] = (weakref.ref(grid), grid._version, params)
+        return params
+
+
+#: :func:`uniform_grid` ``(grid)``: ``(t0, h)`` per input of an equally spaced ``grid (in, M)``
+#: (first knot, spacing), else ``None``. Cached per tensor and version.
+uniform_grid = _UniformCache()

@@ -85,7 +85,8 @@ class MultKAN(nn.Module):
         mult_arity: how many subnodes each multiplication node multiplies (>= 2).
         grid_range: initial input range of the grids.
         seed: seed of the initialisation (``None``: torch's global RNG).
-        variables / outputs: names of the inputs / outputs (used in formulas).
+        variables / outputs: names of the inputs / outputs (used in formulas; default
+            ``x0..x{n-1}`` and ``y`` / ``y0..y{m-1}``).
         affine_trainable: train the node and subnode affine parameters.
         noise_scale, scale_base_mu, scale_base_sigma, base_fun, grid_eps: as in
             :class:`KANLayer`.
@@ -317,8 +318,12 @@ register_model_kind(MultKAN.kind, MultKAN)  # load_model rebuilds files whose co
 
 
 def _names(names: Sequence[str] | None, n: int, prefix: str, what: str) -> list[str]:
+    """The given names, checked, or the default convention (the same as S2KAN's): inputs
+    ``x0..x{n-1}``; outputs ``y`` for one output, else ``y0..y{n-1}``."""
     if names is None:
-        return [f"{prefix}{i + 1}" for i in range(n)] if n > 1 else [prefix]
+        if prefix == "y" and n == 1:
+            return ["y"]
+        return [f"{prefix}{i}" for i in range(n)]
     names = [str(v) for v in names]
     if len(names) != n:
         raise ValueError(f"{what}: expected {n} names, got {len(names)} ({names})")

@@ -19,6 +19,7 @@ from .data import (
     sympy_callable,
 )
 from .dynamics import autonomous, integrate, rollout_error
+from .hamiltonian import hamiltonian_rhs, hamiltonian_vector_field
 from .lagrangian import (
     SingularHessianError,
     lagrangian_accelerations,
@@ -32,6 +33,7 @@ from .losses import (
     euler_lagrange_loss,
     independence_penalty,
     metric_flatness_loss,
+    symplectic_loss,
 )
 from .metric import (
     gullstrand_painleve_delta_t,
@@ -42,7 +44,11 @@ from .metric import (
     spatial_metric_rr,
     transformed_metric,
 )
-from .verify import conserved_quantities_check, verify_lagrangian_rollout
+from .verify import (
+    conserved_quantities_check,
+    verify_hamiltonian_rollout,
+    verify_lagrangian_rollout,
+)
 
 __all__ = [
     "SingularHessianError",
@@ -55,6 +61,8 @@ __all__ = [
     "gullstrand_painleve_delta_t",
     "gullstrand_painleve_derivative",
     "gullstrand_painleve_sympy",
+    "hamiltonian_rhs",
+    "hamiltonian_vector_field",
     "harmonic_oscillator_2d",
     "independence_penalty",
     "integrate",
@@ -76,6 +84,8 @@ __all__ = [
     "spatial_flatness_loss",
     "spatial_metric_rr",
     "sympy_callable",
+    "symplectic_loss",
     "transformed_metric",
+    "verify_hamiltonian_rollout",
     "verify_lagrangian_rollout",
 ]

@@ -1,4 +1,4 @@
-"""Physics losses: Euler-Lagrange, conserved quantities, metric flatness.
+"""Physics losses: Euler-Lagrange, symplectic (Hamilton), conserved quantities, metric flatness.
 
 All losses take plain callables (torch functions or ``nn.Module`` s such as KANs) and are
 differentiable w.r.t. the callable's parameters, so they can be minimised directly with
@@ -13,6 +13,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+from .hamiltonian import HamiltonianFn, hamiltonian_vector_field
 from .lagrangian import LagrangianFn, lagrangian_accelerations
 from .metric import spatial_flatness_loss
 
@@ -22,6 +23,7 @@ __all__ = [
     "euler_lagrange_loss",
     "independence_penalty",
     "metric_flatness_loss",
+    "symplectic_loss",
 ]
 
 
@@ -49,6 +51,23 @@ def euler_lagrange_loss(
     pred = lagrangian_accelerations(L, state, ridge=ridge, create_graph=True, cond_max=cond_max)
     obs = qddot_obs.reshape(pred.shape).to(pred)
     return torch.mean((pred - obs) ** 2)
+
+
+def symplectic_loss(H: HamiltonianFn, z: Tensor, zdot_obs: Tensor) -> Tensor:
+    """Mean squared mismatch of Hamilton's equations: ``dH/dp - q_dot``, ``dH/dq + p_dot``.
+
+    Args:
+        H: learned Hamiltonian, ``(N, 2n) -> (N,)`` or ``(N, 1)``.
+        z: ``(N, 2n)`` phase-space states ``[q, p]``.
+        zdot_obs: ``(N, 2n)`` observed ``[q_dot, p_dot]`` (per unit time).
+
+    Returns:
+        0-dim tensor ``mean((J grad H - zdot_obs)^2)`` over samples and components,
+        differentiable w.r.t. the parameters of ``H``. H is fixed only up to an additive
+        constant by this loss (its scale is fixed by the data).
+    """
+    pred = hamiltonian_vector_field(H, z, create_graph=True)
+    return torch.mean((pred - zdot_obs.reshape(pred.shape).to(pred)) ** 2)
 
 
 def _quantity_gradients(H: Callable[[Tensor], Tensor], z: Tensor) -> Tensor:

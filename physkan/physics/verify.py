@@ -1,4 +1,5 @@
-"""Verification of discovered physics: rollouts of Lagrangians, symbolic conservation checks."""
+"""Verification of discovered physics: rollouts of Lagrangians and Hamiltonians, symbolic
+conservation checks."""
 
 from __future__ import annotations
 
@@ -6,14 +7,45 @@ from collections.abc import Sequence
 
 import numpy as np
 import sympy
+import torch
 from torch import Tensor
 
 from physkan.symbolic.parse import numpy_modules
 
 from .dynamics import rollout_error
+from .hamiltonian import HamiltonianFn, hamiltonian_rhs
 from .lagrangian import LagrangianFn, lagrangian_energy, lagrangian_rhs
 
-__all__ = ["conserved_quantities_check", "verify_lagrangian_rollout"]
+__all__ = ["conserved_quantities_check", "verify_hamiltonian_rollout", "verify_lagrangian_rollout"]
+
+
+def verify_hamiltonian_rollout(
+    H_true: HamiltonianFn,
+    H_found: HamiltonianFn,
+    z0: Tensor,
+    t: Tensor,
+    *,
+    method: str = "dopri5",
+    rtol: float = 1e-8,
+    atol: float = 1e-9,
+) -> dict:
+    """Roll out Hamilton's equations of the true and the found H from the same states.
+
+    Args:
+        H_true, H_found: Hamiltonians ``(N, 2n) -> (N,)``.
+        z0: ``(B, 2n)`` initial states ``[q, p]``; t: ``(T,)`` output times.
+        method, rtol, atol: torchdiffeq settings.
+
+    Returns:
+        dict (see :func:`physkan.physics.dynamics.rollout_error`): ``traj_rmse``,
+        ``max_abs``, ``final_rmse``, ``diverged``, and ``energy_drift`` /
+        ``energy_drift_rel``: drift of the *true* H along the found trajectory.
+    """
+    return rollout_error(
+        hamiltonian_rhs(H_true), hamiltonian_rhs(H_found), z0, t,
+        energy=lambda z: H_true(z).reshape(-1) * torch.ones(z.shape[0], dtype=z.dtype),
+        method=method, rtol=rtol, atol=atol,
+    )  # fmt: skip
 
 
 def verify_lagrangian_rollout(

@@ -8,7 +8,8 @@ named problems and CLI commands. See ``docs/plugins.md`` and :mod:`physkan.plugi
 ... def physkan_problems():
 ...     return {"my-problem": "/path/to/my-problem.toml"}
 
-This module stays import-light; the manager lives in :mod:`physkan.plugins.manager`.
+This module stays import-light; the manager lives in :mod:`physkan.plugins.manager`,
+:class:`LazyCommand` (a command imported only when it runs) in :mod:`physkan.plugins.commands`.
 """
 
 from __future__ import annotations
@@ -24,9 +25,19 @@ from .hookspecs import (
 
 __all__ = [
     "PROJECT_NAME",
+    "LazyCommand",
     "ProblemRecord",
     "ProblemTypeRecord",
     "SymbolicLibraryRecord",
     "hookimpl",
     "hookspec",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """:class:`~physkan.plugins.commands.LazyCommand` on first use (click stays unimported)."""
+    if name == "LazyCommand":
+        from .commands import LazyCommand
+
+        return LazyCommand
+    raise AttributeError(f"module 'physkan.plugins' has no attribute {name!r}")

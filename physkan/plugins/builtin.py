@@ -44,6 +44,6 @@ def physkan_problem_types() -> Sequence[ProblemTypeRecord]:
 @hookimpl
 def physkan_problems() -> Sequence[ProblemRecord]:
     """The problem files shipped in ``physkan/problems/builtin``."""
-    from physkan.problems.loader import BUILTIN_DIR, builtin_names
+    from physkan.problems.catalog import builtin_files
 
-    return [ProblemRecord(n, BUILTIN_DIR / f"{n}.toml") for n in builtin_names()]
+    return [ProblemRecord(path.stem, path) for path in builtin_files()]

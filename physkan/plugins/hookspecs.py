@@ -167,7 +167,11 @@ def physkan_register_commands(cli: click.Group) -> None:
         nothing. The hook runs on a copy of the group: its commands join ``physkan`` only
         if it returns normally (an exception, ``SystemExit`` included, fails the plugin
         and never breaks the CLI), and a command named like a built-in (or an earlier
-        plugin's) command is refused, never replaced. ``physkan plugins`` lists them.
+        plugin's) command is refused, never replaced. ``physkan plugins --load`` lists them.
+        The hook runs only when ``physkan --help`` lists the commands or a command name is
+        not a built-in one; add ``physkan.plugins.LazyCommand("name", "module:command",
+        "one line of help")`` to import the command's module only when it runs, and keep
+        the entry-point module itself light (no torch at import), so ``--help`` stays fast.
     """
 
 

@@ -24,11 +24,8 @@ registry, so a fresh process sees plugin names everywhere without importing this
 
 from __future__ import annotations
 
-import importlib.metadata
-import os
 import warnings
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import pluggy
@@ -37,6 +34,8 @@ from physkan import registry
 
 from . import builtin, hookspecs
 from .hookspecs import PROJECT_NAME, ProblemRecord, ProblemTypeRecord, SymbolicLibraryRecord
+from .listing import BUILTIN_NAME, DISABLE_ENV, PluginInfo, scan_entry_points
+from .listing import describe_error as _describe
 
 if TYPE_CHECKING:  # pragma: no cover
     import click
@@ -53,57 +52,6 @@ __all__ = [
     "reset_plugin_manager",
 ]
 
-#: plugin name of physkan's own contributions.
-BUILTIN_NAME = "physkan"
-#: environment variable listing plugins to skip (comma separated, or ``all``).
-DISABLE_ENV = "PHYSKAN_DISABLE_PLUGINS"
-
-
-@dataclass
-class PluginInfo:
-    """One plugin as ``physkan plugins`` shows it.
-
-    Attributes:
-        name: entry-point name (``physkan`` for the built-ins).
-        version: version of the distribution that provides it (``"unknown"`` if none).
-        contributions: kind -> names accepted (``basis_families``, ``symbolic``,
-            ``problem_types``, ``problems``, ``commands``); empty once the plugin failed.
-        error: why the plugin failed (import, registration or a hook), else ``None``.
-        status: ``"loaded"``, ``"failed"`` or ``"disabled"``.
-        refused: contributions physkan did not take, each ``{"kind", "name", "reason"}``
-            (a name clash, a ``numpy_functions`` key shadowing numpy's own name ...).
-        warnings: other non-fatal problems.
-    """
-
-    name: str
-    version: str
-    contributions: dict[str, list[str]] = field(default_factory=dict)
-    error: str | None = None
-    status: str = "loaded"
-    refused: list[dict[str, str]] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-
-    def to_json(self) -> dict[str, Any]:
-        """A JSON-ready dict of all fields."""
-        return {
-            "name": self.name,
-            "version": self.version,
-            "status": self.status,
-            "contributions": self.contributions,
-            "refused": self.refused,
-            "error": self.error,
-            "warnings": self.warnings,
-        }
-
-
-def _disabled() -> set[str]:
-    raw = os.environ.get(DISABLE_ENV, "")
-    return {part.strip() for part in raw.split(",") if part.strip()}
-
-
-def _describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
-
 
 class PhyskanPluginManager:
     """Loads plugins once and answers what they contribute (see module docstring)."""
@@ -118,40 +66,25 @@ class PhyskanPluginManager:
         #: plugin -> undo log of its registrations (see :mod:`physkan.plugins.apply`).
         self._undo: dict[str, Transaction] = {}
         self._commands: list[tuple[Any, str, str]] = []  # (click group, command, plugin)
+        self._command_groups: list[Any] = []  # groups register_commands has filled
         self._applied = False
         self._load()
 
     # ------------------------------------------------------------------ loading
 
     def _load(self) -> None:
-        disabled = _disabled()
-        self._infos[BUILTIN_NAME] = PluginInfo(BUILTIN_NAME, _dist_version("physkan"))
+        infos, loadable = scan_entry_points()
+        self._infos.update(infos)
         self.pm.register(builtin, name=BUILTIN_NAME)
-        try:
-            eps = list(importlib.metadata.entry_points(group=PROJECT_NAME))
-        except Exception as exc:  # noqa: BLE001 - broken metadata must not crash the host
-            self._infos[BUILTIN_NAME].warnings.append(f"cannot list entry points: {_describe(exc)}")
-            eps = []
-        for ep in sorted(eps, key=lambda e: str(e.name)):
-            name = str(ep.name)
-            dist = getattr(ep, "dist", None)
-            version = str(getattr(dist, "version", None) or "unknown")
-            info = PluginInfo(name, version)
-            if name in self._infos:
-                info.status, info.error = "failed", f"duplicate plugin name {name!r}"
-                self._infos[f"{name} ({ep.value})"] = info
-                continue
-            self._infos[name] = info
-            if "all" in disabled or name in disabled:
-                info.status = "disabled"
-                continue
+        for name, ep in loadable.items():
             try:
                 plugin = ep.load()
                 self.pm.register(plugin, name=name)
             except BaseException as exc:  # noqa: BLE001 - includes SystemExit from bad code
                 if isinstance(exc, KeyboardInterrupt):
                     raise
-                info.status, info.error = "failed", f"cannot load {ep.value}: {_describe(exc)}"
+                self._infos[name].status = "failed"
+                self._infos[name].error = f"cannot load {ep.value}: {_describe(exc)}"
 
     def _order(self) -> list[str]:
         """Loaded plugin names: built-ins first, then alphabetical."""
@@ -263,10 +196,14 @@ class PhyskanPluginManager:
 
         Each plugin's ``physkan_register_commands`` runs on a copy of ``cli``; the commands
         it added join ``cli`` only if the hook succeeded (else the plugin fails as a whole),
-        and a command whose name ``cli`` already has is refused, never replaced.
+        and a command whose name ``cli`` already has is refused, never replaced. Once per
+        group: a second call with the same ``cli`` does nothing.
         """
         import click
 
+        if any(group is cli for group in self._command_groups):
+            return
+        self._command_groups.append(cli)
         builtins = set(cli.commands)
         for plugin in self._order():
             fn = self._impl("physkan_register_commands", plugin)
@@ -292,6 +229,32 @@ class PhyskanPluginManager:
                 self._commands.append((cli, name, plugin))
                 self._owners.setdefault("commands", {})[name] = plugin
                 info.contributions.setdefault("commands", []).append(name)
+
+    def declared_problems(self) -> dict[str, tuple[str, ProblemRecord]]:
+        """``name -> (plugin, ProblemRecord)`` of the problems the plugins declare.
+
+        Light: only the ``physkan_problems`` hooks run (no other hook, nothing registered,
+        so no torch), built-ins first, then the first plugin wins a name; a hook that
+        raises contributes nothing. After :meth:`_gather` (``plugins()``, ``apply()``),
+        the accepted problems, which also drop the problems of a plugin failed elsewhere.
+        """
+        if self._accepted is not None:
+            owners = self._owners.get("problems", {})
+            return {n: (owners[n], r) for n, r in self._accepted["problems"].items()}
+        declared: dict[str, tuple[str, ProblemRecord]] = {}
+        for plugin in self._order():
+            fn = self._impl("physkan_problems", plugin)
+            if fn is None:
+                continue
+            try:
+                items = _problem_items(fn())
+            except BaseException as exc:  # noqa: BLE001 - listed as failed by `plugins --load`
+                if isinstance(exc, KeyboardInterrupt):
+                    raise
+                continue
+            for name, record in items:
+                declared.setdefault(name, (plugin, record))
+        return declared
 
     def info(self, name: str) -> PluginInfo | None:
         """The :class:`PluginInfo` of plugin ``name``, if seen."""
@@ -385,13 +348,6 @@ _HOOKS: tuple[tuple[str, str, Callable[[Any], list[tuple[str, Any]]]], ...] = (
     ("physkan_problem_types", "problem_types", _named),
     ("physkan_problems", "problems", _problem_items),
 )
-
-
-def _dist_version(name: str) -> str:
-    try:
-        return importlib.metadata.version(name)
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
 
 
 _MANAGER: PhyskanPluginManager | None = None

@@ -10,81 +10,67 @@ Problems (:data:`PROBLEMS`) and problem types (:data:`PROBLEM_TYPES`) are regist
 (:class:`physkan.registry.Registry`). Plugins extend this package with :func:`register_problem_type` (a new ``type`` and its
 ``[system]`` model), :func:`register_problem` (a named problem) and
 :func:`register_data_maker` (how to build data for a type).
+
+The public names are imported on first use (PEP 562 ``__getattr__``), so the light
+listing of :mod:`physkan.problems.catalog` (``physkan problems``) imports neither torch
+nor sympy: ``from physkan.problems import load_problem`` works as before.
 """
 
-from .datasets import (
-    DATA_MAKERS,
-    Dataset,
-    make_dataset,
-    make_regression_dataset,
-    register_data_maker,
-)
-from .errors import ProblemError
-from .expressions import ExpressionError, parse_expression
-from .feynman import FeynmanEquation, feynman_problem, read_feynman_csv
-from .loader import (
-    BUILTIN_DIR,
-    EXTRA_SOURCES,
-    PROBLEMS,
-    ProblemSummary,
-    builtin_names,
-    list_problems,
-    load_problem,
-    problem_from_dict,
-    register_problem,
-)
-from .spec import (
-    PROBLEM_TYPES,
-    DataSection,
-    DiscoverSection,
-    ModelSection,
-    ProblemSpec,
-    TrainSection,
-    register_problem_type,
-)
-from .systems import (
-    ConservationSystem,
-    LagrangianSystem,
-    MetricSystem,
-    RegressionSystem,
-    SystemBase,
-    velocity_name,
-)
-from .tables import read_columns
+from __future__ import annotations
 
-__all__ = [
-    "BUILTIN_DIR",
-    "DATA_MAKERS",
-    "EXTRA_SOURCES",
-    "PROBLEMS",
-    "PROBLEM_TYPES",
-    "ConservationSystem",
-    "DataSection",
-    "Dataset",
-    "DiscoverSection",
-    "ExpressionError",
-    "FeynmanEquation",
-    "LagrangianSystem",
-    "MetricSystem",
-    "ModelSection",
-    "ProblemError",
-    "ProblemSpec",
-    "ProblemSummary",
-    "RegressionSystem",
-    "SystemBase",
-    "TrainSection",
-    "builtin_names",
-    "feynman_problem",
-    "list_problems",
-    "load_problem",
-    "make_dataset",
-    "make_regression_dataset",
-    "parse_expression",
-    "problem_from_dict",
-    "read_columns",
-    "read_feynman_csv",
-    "register_data_maker",
-    "register_problem",
-    "register_problem_type",
-    "velocity_name",
-]
+import importlib
+
+#: public name -> submodule (of this package) it lives in; imported on first use.
+_LAZY = {
+    "DATA_MAKERS": "datasets",
+    "Dataset": "datasets",
+    "make_dataset": "datasets",
+    "make_regression_dataset": "datasets",
+    "register_data_maker": "datasets",
+    "ProblemError": "errors",
+    "ExpressionError": "expressions",
+    "parse_expression": "expressions",
+    "FeynmanEquation": "feynman",
+    "feynman_problem": "feynman",
+    "read_feynman_csv": "feynman",
+    "BUILTIN_DIR": "catalog",
+    "ProblemSummary": "catalog",
+    "EXTRA_SOURCES": "loader",
+    "PROBLEMS": "loader",
+    "builtin_names": "loader",
+    "list_problems": "loader",
+    "load_problem": "loader",
+    "problem_from_dict": "loader",
+    "register_problem": "loader",
+    "PROBLEM_TYPES": "spec",
+    "DataSection": "spec",
+    "DiscoverSection": "spec",
+    "ModelSection": "spec",
+    "ProblemSpec": "spec",
+    "TrainSection": "spec",
+    "register_problem_type": "spec",
+    "ConservationSystem": "systems",
+    "LagrangianSystem": "systems",
+    "MetricSystem": "systems",
+    "RegressionSystem": "systems",
+    "SystemBase": "systems",
+    "velocity_name": "systems",
+    "read_columns": "tables",
+}
+
+
+def __getattr__(name: str) -> object:
+    """Import a public name's submodule on first use (PEP 562)."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'physkan.problems' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
+__all__ = sorted(_LAZY)

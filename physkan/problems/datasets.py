@@ -54,6 +54,7 @@ _LAZY_MAKERS = {
     "lagrangian": "physkan.problems.physics_makers",
     "conservation": "physkan.problems.physics_makers",
     "metric": "physkan.problems.physics_makers",
+    "hamiltonian": "physkan.problems.hamiltonian",
 }
 
 

@@ -15,9 +15,7 @@ never imports the plugin system). Every failure is a one-line
 from __future__ import annotations
 
 import difflib
-import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,13 +23,9 @@ from pydantic import ValidationError
 
 from physkan.registry import BUILTIN, Registry
 
+from .catalog import BUILTIN_DIR, ProblemSummary, builtin_files, read_toml
 from .errors import ProblemError, format_validation_error
 from .spec import ProblemSpec, allowed_keys
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on 3.10 only
-    import tomli as tomllib
 
 __all__ = [
     "BUILTIN_DIR",
@@ -46,24 +40,11 @@ __all__ = [
     "register_problem",
 ]
 
-#: directory of the problem files shipped with physkan (package data).
-BUILTIN_DIR = Path(__file__).resolve().parent / "builtin"
-
 #: problem name -> spec or path of a TOML file: the built-in problem files (source
 #: :data:`~physkan.registry.BUILTIN`) and those registered at run time (plugins).
 PROBLEMS: Registry[ProblemSpec | Path] = Registry("problem")
 #: former name of the table of registered problems (now :data:`PROBLEMS`).
 EXTRA_SOURCES = PROBLEMS
-
-
-@dataclass(frozen=True)
-class ProblemSummary:
-    """One row of :func:`list_problems`; ``source`` is ``builtin``, a path or ``plugin``."""
-
-    name: str
-    type: str
-    description: str
-    source: str
 
 
 def builtin_names() -> list[str]:
@@ -98,20 +79,6 @@ def register_problem(
     if not isinstance(spec_or_path, ProblemSpec):
         spec_or_path = Path(spec_or_path)
     PROBLEMS.register(name, spec_or_path, source=source, replace=replace)
-
-
-def read_toml(path: str | Path) -> dict[str, Any]:
-    """Parse a TOML file; malformed files raise ``ProblemError`` with line and column."""
-    path = Path(path)
-    try:
-        with path.open("rb") as fh:
-            return tomllib.load(fh)
-    except tomllib.TOMLDecodeError as err:
-        raise ProblemError(f"{path}: malformed TOML: {err}", source=path) from None
-    except UnicodeDecodeError as err:
-        raise ProblemError(f"{path}: not UTF-8 text ({err.reason})", source=path) from None
-    except OSError as err:
-        raise ProblemError(f"{path}: cannot read ({err.strerror})", source=path) from None
 
 
 def problem_from_dict(
@@ -200,5 +167,5 @@ def list_problems() -> list[ProblemSummary]:
     return rows
 
 
-for _path in sorted(BUILTIN_DIR.glob("*.toml")):
+for _path in builtin_files():
     PROBLEMS.register(_path.stem, _path)

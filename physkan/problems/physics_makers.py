@@ -40,7 +40,9 @@ def _check_finite(name: str, *tensors: torch.Tensor) -> None:
 def make_lagrangian_dataset(spec: ProblemSpec) -> Dataset:
     """States ``[q, q_dot]`` and accelerations from the true Lagrangian (``extras['qddot_*']``)."""
     if spec.data.file is not None:
-        raise ProblemError("data.file: reading Lagrangian trajectories from a file is not supported yet")
+        from physkan.problems.trajectory_data import lagrangian_file_dataset
+
+        return lagrangian_file_dataset(spec)
     system = spec.system
     inputs = system.input_names()
     if system.lagrangian is None:

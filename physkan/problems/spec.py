@@ -110,6 +110,11 @@ class DataSection(_Section):
     ranges: dict[str, Range] = Field(default_factory=dict)
     file: Path | None = None
     columns: dict[str, str] = Field(default_factory=dict)
+    derivatives: Literal["spline"] = Field(
+        "spline",
+        description="how a trajectory file ([data].file of a lagrangian/hamiltonian problem) "
+        "is differentiated: noise-aware quintic smoothing splines (docs/physics.md)",
+    )
 
 
 class ModelSection(_Section):

@@ -13,6 +13,7 @@ adds a type by subclassing :class:`SystemBase` and calling
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
@@ -196,11 +197,22 @@ class RegressionSystem(SystemBase):
         return ["y"] if n == 1 else [f"y{i}" for i in range(n)]
 
 
+def check_coordinates(value: list[str], partner: Callable[[str], str], what: str) -> list[str]:
+    """Valid, distinct coordinate names, at most :data:`MAX_COORDINATES`, none equal to the
+    ``what`` name (``partner(q)``: a velocity or a momentum) of another coordinate."""
+    _names(value, "coordinate")
+    if len(value) > MAX_COORDINATES:
+        raise ValueError(f"at most {MAX_COORDINATES} coordinates, got {len(value)}")
+    clash = set(value) & {partner(q) for q in value}
+    if clash:
+        raise ValueError(f"coordinate {sorted(clash)[0]!r} collides with a {what} name")
+    return value
+
+
 class LagrangianSystem(SystemBase):
     """``type = "lagrangian"``: learn L(q, q_dot); velocities are named ``<q>_dot``."""
 
     truth_field: ClassVar[str | None] = "lagrangian"
-    reads_data_files: ClassVar[bool] = False
 
     coordinates: list[str]
     constants: dict[str, float] = Field(default_factory=dict)
@@ -209,13 +221,7 @@ class LagrangianSystem(SystemBase):
     @field_validator("coordinates")
     @classmethod
     def _check_coordinates(cls, value: list[str]) -> list[str]:
-        _names(value, "coordinate")
-        if len(value) > MAX_COORDINATES:
-            raise ValueError(f"at most {MAX_COORDINATES} coordinates, got {len(value)}")
-        clash = set(value) & {velocity_name(q) for q in value}
-        if clash:
-            raise ValueError(f"coordinate {sorted(clash)[0]!r} collides with a velocity name")
-        return value
+        return check_coordinates(value, velocity_name, "velocity")
 
     @field_validator("constants", mode="before")
     @classmethod

@@ -113,10 +113,13 @@ def read_columns(
     path: str | Path,
     names: Sequence[str],
     columns: Mapping[str, str] | None = None,
+    *,
+    optional: Sequence[str] = (),
 ) -> dict[str, np.ndarray]:
     """Read the columns ``names`` (renamed through ``columns``: name -> column) from a file.
 
-    Returns ``{name: float64 array}``, all of the same length.
+    Returns ``{name: float64 array}``, all of the same length; the ``optional`` names are
+    read (and checked) too when the file has them, and left out when it does not.
 
     Raises:
         ProblemError: unreadable file, unknown format, missing columns (the message lists
@@ -127,6 +130,7 @@ def read_columns(
     if not path.is_file():
         raise ProblemError(f"data file {str(path)!r} does not exist", source=path)
     suffix = path.suffix.lower()
+    names = [*names, *(n for n in optional if n not in names)]
     wanted = [columns.get(n, n) for n in names]
     try:
         if suffix in CSV_SUFFIXES:
@@ -141,6 +145,9 @@ def read_columns(
             )
     except (OSError, UnicodeDecodeError, csv.Error) as err:
         raise ProblemError(f"{path}: cannot read ({err})", source=path) from None
+    keep = [n not in optional or columns.get(n, n) in table for n in names]
+    names = [n for n, k in zip(names, keep, strict=True) if k]
+    wanted = [w for w, k in zip(wanted, keep, strict=True) if k]
     missing = [c for c in wanted if c not in table]
     if missing:
         raise ProblemError(

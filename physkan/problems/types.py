@@ -13,6 +13,7 @@ import re
 
 from physkan.registry import BUILTIN, Registry
 
+from .hamiltonian_system import HamiltonianSystem
 from .systems import (
     ConservationSystem,
     LagrangianSystem,
@@ -54,6 +55,7 @@ register_problem_type("regression", RegressionSystem)
 register_problem_type("lagrangian", LagrangianSystem)
 register_problem_type("conservation", ConservationSystem)
 register_problem_type("metric", MetricSystem)
+register_problem_type("hamiltonian", HamiltonianSystem)
 
 #: the problem types shipped with physkan, in registration order.
-BUILTIN_TYPES: tuple[str, ...] = ("regression", "lagrangian", "conservation", "metric")
+BUILTIN_TYPES: tuple[str, ...] = ("regression", "lagrangian", "conservation", "metric", "hamiltonian")

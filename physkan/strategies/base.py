@@ -102,6 +102,20 @@ class Discovery:
             "pareto": [c.as_json() for c in self.pareto],
         }
 
+    def _repr_latex_(self) -> str:
+        """Jupyter: the formula(s) as display math."""
+        from physkan.strategies.display import result_latex
+
+        return result_latex(self.outputs, self.formulas)
+
+    def _repr_html_(self) -> str:
+        """Jupyter: formula, recovered, metrics, Pareto front and the network drawn."""
+        from physkan.strategies.display import result_html
+
+        return result_html(title=f"{self.problem} ({self.type})", outputs=self.outputs,
+                           formulas=self.formulas, recovered=self.recovered, recovery=self.recovery,
+                           metrics=self.metrics, pareto=self.pareto, model=self.model)  # fmt: skip
+
 
 Strategy = Callable[["ProblemSpec", "Dataset", Reporter], Discovery]
 
@@ -127,6 +141,7 @@ BUILTIN_STRATEGIES: dict[str, str] = {
     "lagrangian": "physkan.strategies.lagrangian:discover_lagrangian",
     "conservation": "physkan.strategies.conservation:discover_conservation",
     "metric": "physkan.strategies.metric:discover_metric",
+    "hamiltonian": "physkan.strategies.hamiltonian:discover_hamiltonian",
 }
 
 #: problem type -> strategy (built-ins, then plugins' types).

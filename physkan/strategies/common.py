@@ -8,7 +8,8 @@ import torch
 from physkan.kan.network import MultKAN
 from physkan.problems import ProblemSpec
 from physkan.strategies.base import Reporter
-from physkan.symbolic.edges import AutoSymbolicReport, auto_symbolic
+from physkan.symbolic.edges import ENGINE_AUTO_SYMBOLIC, AutoSymbolicReport, auto_symbolic
+from physkan.symbolic.library import DEFAULT_LIBRARY
 from physkan.symbolic.parse import lambdify_torch
 
 __all__ = ["build_model", "formula_rmse", "library_of", "sample_ranges", "symbolic_stage"]
@@ -33,8 +34,8 @@ def library_of(spec: ProblemSpec):
 def symbolic_stage(model: MultKAN, x: torch.Tensor, spec: ProblemSpec, say: Reporter) -> AutoSymbolicReport:
     say("fitting symbolic functions to the edges")
     return auto_symbolic(
-        model, x, library_of(spec), r2_threshold=spec.discover.r2_threshold,
-        weight_simple=spec.discover.weight_simple,
+        model, x, library_of(spec) or DEFAULT_LIBRARY, r2_threshold=spec.discover.r2_threshold,
+        weight_simple=spec.discover.weight_simple, **ENGINE_AUTO_SYMBOLIC,  # type: ignore[arg-type]
     )  # fmt: skip
 
 

@@ -9,8 +9,7 @@ from physkan.budget import current_budget
 from physkan.kan.network import MultKAN
 from physkan.problems import Dataset, ProblemSpec
 from physkan.strategies.base import Discovery, Reporter
-from physkan.strategies.common import build_model, sample_ranges, symbolic_stage
-from physkan.symbolic.equivalence import equivalent
+from physkan.strategies.common import build_model, symbolic_stage
 from physkan.symbolic.formula import model_formula
 
 __all__ = ["discover_lagrangian"]
@@ -20,6 +19,9 @@ __all__ = ["discover_lagrangian"]
 def discover_lagrangian(spec: ProblemSpec, data: Dataset, say: Reporter) -> Discovery:
     """Learn ``L(q, q_dot)`` from accelerations by the Euler-Lagrange residual.
 
+    With several degrees of freedom the structured route of
+    :mod:`physkan.strategies.lagrangian_nd` (``L = ½q̇ᵀM(q)q̇ + A(q)·q̇ − V(q)``, one linear
+    solve per stage) runs first; the KAN below is the fallback when that form does not fit.
     The network starts as the free-particle Lagrangian ``T = |q_dot|^2 / 2`` (the paper's
     kanpiler initialisation, here by a short fit), which keeps the velocity Hessian
     invertible. The simplest structure is tried first: an additive ``[2n, 1]`` KAN
@@ -37,6 +39,12 @@ def discover_lagrangian(spec: ProblemSpec, data: Dataset, say: Reporter) -> Disc
 
         return discover_lagrangian_s2kan(spec, data, say)
     n = len(spec.system.coordinates)
+    if n >= 2:
+        from physkan.strategies.lagrangian_nd import discover_lagrangian_nd
+
+        found = discover_lagrangian_nd(spec, data, say)
+        if found is not None:
+            return found
     state, qddot = data.x_train, data.extras["qddot_train"]
     el = {"state": state, "qddot": qddot}
     objective = LagrangianObjective(cond_max=None)
@@ -137,27 +145,16 @@ def _lagrangian_metrics(model: MultKAN, data: Dataset) -> dict[str, float]:
 
 
 def _check_lagrangian(spec: ProblemSpec, found: sympy.Expr, data: Dataset, complete: bool) -> tuple[bool | None, str]:
-    if spec.system.lagrangian is None:
-        return None, "no ground truth"
-    if not complete:
+    from physkan.strategies.lagrangian_check import check_lagrangian
+
+    if spec.system.lagrangian is not None and not complete:
         return False, "some edges stayed splines"
-    eq = equivalent(found, spec.system.lagrangian_expr(), data.inputs, sample_ranges(spec, data.inputs),
-                    up_to="scale_offset", rtol=1e-5)  # fmt: skip
-    return eq.equivalent, eq.reason
+    return check_lagrangian(spec, found, data, complete)
 
 
 def _rollout_metrics(spec: ProblemSpec, found: sympy.Expr, data: Dataset) -> dict[str, float]:
     """Roll the found and true laws out from held-out states; trajectory error and energy drift."""
     from physkan.physics import lagrangian_from_sympy
-    from physkan.physics.verify import verify_lagrangian_rollout
+    from physkan.strategies.lagrangian_check import rollout_metrics
 
-    coords = list(spec.system.coordinates)
-    L_true = lagrangian_from_sympy(spec.system.lagrangian_expr(), coords)
-    L_found = lagrangian_from_sympy(found, coords)
-    z0 = data.x_test[:8]
-    t = torch.linspace(0, 5, 51, dtype=torch.float64)
-    try:
-        out = verify_lagrangian_rollout(L_true, L_found, z0, t)
-    except Exception as exc:  # noqa: BLE001 - a failed rollout is reported, not fatal
-        return {"rollout_error": float("nan"), "rollout_failure": str(exc)[:200]}  # type: ignore[dict-item]
-    return {f"rollout_{k}": float(v) for k, v in out.items() if isinstance(v, (int, float))}
+    return rollout_metrics(spec, lagrangian_from_sympy(found, list(spec.system.coordinates)), data, "rollout_")

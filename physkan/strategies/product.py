@@ -25,7 +25,7 @@ from physkan.symbolic.fit import suggest_symbolic
 from physkan.symbolic.library import get_symbolic
 from physkan.symbolic.simplify import DEFAULT_CONSTANTS, clean_formula, snap_value
 
-__all__ = ["ProductFit", "block_product_formula", "product_formula", "rank1_fit"]
+__all__ = ["ProductFit", "block_product_formula", "chebyshev_basis", "product_formula", "rank1_fit"]
 
 
 @dataclass
@@ -36,7 +36,9 @@ class ProductFit:
     rel_error: float
 
 
-def _chebyshev(x: Tensor, lo: float, hi: float, degree: int) -> Tensor:
+def chebyshev_basis(x: Tensor, lo: float, hi: float, degree: int) -> Tensor:
+    """Chebyshev polynomials ``T_0..T_degree`` of ``x (N,)`` mapped from ``[lo, hi]`` to
+    ``[-1, 1]``: ``(N, degree + 1)``."""
     t = (2 * x - lo - hi) / ((hi - lo) or 1.0)
     cols = [torch.ones_like(t), t]
     for _ in range(degree - 1):
@@ -44,12 +46,14 @@ def _chebyshev(x: Tensor, lo: float, hi: float, degree: int) -> Tensor:
     return torch.stack(cols[: degree + 1], 1)
 
 
-def rank1_fit(x: Tensor, y: Tensor, *, degree: int = 16, sweeps: int = 40, tol: float = 1e-12) -> ProductFit:
-    """Alternating least squares for ``y ≈ prod_i g_i(x_i)`` with polynomial ``g_i``."""
+def rank1_fit(x: Tensor, y: Tensor, *, degree: int = 16, sweeps: int = 40, tol: float = 1e-12,
+              offset: bool = False, init: list[Tensor] | None = None) -> ProductFit:  # fmt: skip
+    """Alternating least squares for ``y ≈ prod_i g_i(x_i)`` (``+ c`` with ``offset``) with
+    polynomial ``g_i``."""
     x, y = x.double(), y.double().reshape(-1)
     n = x.shape[1]
-    bases = [_chebyshev(x[:, i], float(x[:, i].min()), float(x[:, i].max()), degree) for i in range(n)]
-    factors = [torch.ones_like(y) for _ in range(n)]
+    bases = [chebyshev_basis(x[:, i], float(x[:, i].min()), float(x[:, i].max()), degree) for i in range(n)]
+    factors = list(init) if init is not None else [torch.ones_like(y) for _ in range(n)]
     scale = float(y.std()) or 1.0
     rel = float("inf")
     for _ in range(sweeps):
@@ -59,20 +63,28 @@ def rank1_fit(x: Tensor, y: Tensor, *, degree: int = 16, sweeps: int = 40, tol: 
                 if i != k:
                     w = w * factors[i]
             A = bases[k] * w[:, None]
+            if offset:
+                A = torch.cat([A, torch.ones_like(y)[:, None]], 1)
             coef = torch.linalg.lstsq(A, y[:, None]).solution.reshape(-1)
-            g = bases[k] @ coef
+            g = bases[k] @ coef[: bases[k].shape[1]]
             norm = float(g.abs().max()) or 1.0
             factors[k] = g / norm
         pred = torch.ones_like(y)
         for g in factors:
             pred = pred * g
-        k_fit = float((pred @ y) / (pred @ pred)) if float(pred @ pred) > 0 else 0.0
-        new_rel = float((k_fit * pred - y).pow(2).mean().sqrt()) / scale
+        new_rel = _affine_rel(pred, y, offset) / scale
         if abs(rel - new_rel) < tol * max(rel, 1e-300) or new_rel < 1e-13:
             rel = new_rel
             break
         rel = new_rel
     return ProductFit(factors, rel)
+
+
+def _affine_rel(pred: Tensor, y: Tensor, offset: bool) -> float:
+    """RMSE of the best ``k·pred (+ c)`` against ``y``."""
+    a = torch.stack([pred, torch.ones_like(pred)], 1) if offset else pred[:, None]
+    sol = torch.linalg.lstsq(a, y[:, None]).solution
+    return float((a @ sol - y[:, None]).pow(2).mean().sqrt())
 
 
 def _snap(value: float, tolerance: float, constants: Sequence[sympy.Expr] = ()) -> sympy.Expr:
@@ -126,14 +138,16 @@ def product_formula(
     library=None,
     *,
     exact_rel: float = 1e-7,
+    offset: bool = False,
 ) -> sympy.Expr | None:
-    """The product law ``K·prod_i f_i(x_i)`` when the data are exactly one, else ``None``.
+    """The product law ``K·prod_i f_i(x_i)`` (``+ c`` with ``offset``) when the data are
+    exactly one, else ``None``.
 
     ``exact_rel``: relative RMSE (to ``std(y)``) of an exact fit; on noisy data pass the noise
     level (the prefactor ``K`` is then snapped to a simple number only if that keeps the fit
     within it)."""
     x, y = x.double(), y.double().reshape(-1)
-    fit = rank1_fit(x, y)
+    fit = _offset_fit(x, y) if offset else rank1_fit(x, y)
     if fit.rel_error > max(1e-4, 10 * exact_rel):  # not a product (exact check after the symbolic step)
         return None
     symbols = [sympy.Symbol(v, real=True) for v in variables]
@@ -146,6 +160,8 @@ def product_formula(
         expr, pred = expr * got[0], pred * got[1]
     if not bool(torch.isfinite(pred).all()) or float(pred @ pred) == 0.0:
         return None
+    if offset:
+        return _with_offset(expr, pred, y, exact_rel)
     k = float((pred @ y) / (pred @ pred))
     rel = float((k * pred - y).pow(2).mean().sqrt()) / (float(y.std()) or 1.0)
     if rel > exact_rel:
@@ -155,6 +171,34 @@ def product_formula(
         rel_snapped = float((float(snapped) * pred - y).pow(2).mean().sqrt()) / (float(y.std()) or 1.0)
         snapped = snapped if rel_snapped <= max(exact_rel, 1e-7) else _snap(k, 1e-7, SNAP_CONSTANTS)
     return clean_formula(snapped * expr)
+
+
+def _offset_fit(x: Tensor, y: Tensor) -> ProductFit:
+    """Rank-one fit of ``y ≈ c + prod_i g_i(x_i)``: ALS started from the plain rank-one fit of
+    ``y - min(y)`` and of ``y - max(y)`` (the offset of a one-signed product lies beyond one
+    end of the data; a start at ``g_i = 1`` stalls on the offset's degeneracy); the better one."""
+    fits = [rank1_fit(x, y, offset=True, sweeps=80, init=rank1_fit(x, y - c0, sweeps=10).factors)
+            for c0 in (y.min(), y.max())]  # fmt: skip
+    return min(fits, key=lambda f: f.rel_error)
+
+
+def _with_offset(expr: sympy.Expr, pred: Tensor, y: Tensor, exact_rel: float) -> sympy.Expr | None:
+    """``c + K·expr`` (``pred``: ``expr`` on the samples) by least squares, both snapped when
+    the fit stays within ``exact_rel``; ``None`` when it is not exact."""
+    a = torch.stack([pred, torch.ones_like(pred)], 1)
+    k, c = torch.linalg.lstsq(a, y[:, None]).solution.reshape(-1).tolist()
+    scale = float(y.std()) or 1.0
+    tol = max(exact_rel, 1e-7)
+
+    def rel(kk: float, cc: float) -> float:
+        return float((kk * pred + cc - y).pow(2).mean().sqrt()) / scale
+
+    if rel(k, c) > exact_rel:
+        return None
+    ks, cs = _snap(k, tol, SNAP_CONSTANTS), _snap(c, tol, SNAP_CONSTANTS)
+    ks = ks if rel(float(ks), c) <= tol else sympy.Float(k)
+    cs = cs if rel(float(ks), float(cs)) <= tol else sympy.Float(c)
+    return clean_formula(cs + ks * expr)
 
 
 # --------------------------------------------------------------------------- one additive block
@@ -167,7 +211,7 @@ def _block_als(x: Tensor, y: Tensor, block: Sequence[int], degree: int = 10, swe
     values ``(N, |block|)`` (without the constant) and the relative training error.
     """
     n = x.shape[1]
-    bases = [_chebyshev(x[:, i], float(x[:, i].min()), float(x[:, i].max()), degree) for i in range(n)]
+    bases = [chebyshev_basis(x[:, i], float(x[:, i].min()), float(x[:, i].max()), degree) for i in range(n)]
     singles = [i for i in range(n) if i not in block]
     block_basis = torch.cat([torch.ones_like(y)[:, None], *[bases[j][:, 1:] for j in block]], 1)
     factors = [torch.ones_like(y) for _ in range(n)]

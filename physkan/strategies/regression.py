@@ -39,7 +39,7 @@ from physkan.kan.network import MultKAN
 from physkan.problems import Dataset, ProblemSpec
 from physkan.strategies.base import Discovery, Reporter
 from physkan.strategies.common import build_model, formula_rmse, sample_ranges, symbolic_stage
-from physkan.strategies.decompose.strategy import decompose_formula
+from physkan.strategies.decompose.strategy import cheap_formula, decompose_formula
 from physkan.strategies.logsep import (
     LOG_LIBRARY,
     linear_log_formula,
@@ -56,7 +56,7 @@ from physkan.strategies.structures import (
     exact_rel_tolerance,
     register_structure_try,
 )
-from physkan.symbolic.edges import AutoSymbolicReport, auto_symbolic
+from physkan.symbolic.edges import ENGINE_AUTO_SYMBOLIC, AutoSymbolicReport, auto_symbolic
 from physkan.symbolic.equivalence import equivalent
 from physkan.symbolic.formula import model_formula
 from physkan.symbolic.pareto import complexity, current_front, offer
@@ -65,6 +65,7 @@ from physkan.symbolic.pareto import complexity, current_front, offer
 # register_structure_try("decomposition", decompose_formula, after="product")
 # (see physkan.strategies.structures; a try returns a closed-form formula or None)
 
+register_structure_try("network-free rational and product laws of T(y)", cheap_formula, after="product")
 register_structure_try("recursive decomposition (KAN surrogate)", decompose_formula, after="block")
 
 __all__ = ["EXACT_REL_RMSE", "discover_regression", "register_structure_try"]
@@ -246,7 +247,8 @@ def _run_candidate(cand: _Candidate, spec: ProblemSpec, data: Dataset, say: Repo
         say("fitting symbolic functions to the log-space edges")
         library = list(dict.fromkeys([*LOG_LIBRARY, *(spec.discover.library or [])]))
         trial.report = auto_symbolic(model, data.x_train, library, r2_threshold=spec.discover.r2_threshold,
-                                     weight_simple=spec.discover.weight_simple)  # fmt: skip
+                                     weight_simple=spec.discover.weight_simple,
+                                     **ENGINE_AUTO_SYMBOLIC)  # type: ignore[arg-type]  # fmt: skip
     else:
         trial.report = symbolic_stage(model, data.x_train, spec, say)
     expr: sympy.Expr | None = None

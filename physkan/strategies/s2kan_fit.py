@@ -9,11 +9,14 @@ loss). Edges whose spline stays open are reported as such.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from torch import Tensor
 
 from physkan.problems import Dataset, ProblemSpec
-from physkan.s2kan import S2KAN, S2KANResult, S2KANTrainConfig, s2kan_discover
+
+if TYPE_CHECKING:  # physkan.s2kan imports Lightning: only when an S2KAN is trained
+    from physkan.s2kan import S2KAN, S2KANResult, S2KANTrainConfig
 
 __all__ = ["S2KANReport", "fit_s2kan", "kinetic_teacher", "s2kan_config", "s2kan_model"]
 
@@ -47,11 +50,15 @@ def s2kan_config(spec: ProblemSpec, steps: int = DISCOVER_MDL_STEPS, warmup_gate
     """Training schedule of a discovery (``[train].steps`` is a KAN's LBFGS budget; S2KAN
     uses its own Adam schedule of ``steps`` MDL steps). ``warmup_gate``: relative error of the
     spline warm-up above which the structure is given up (see :class:`S2KANTrainConfig`)."""
+    from physkan.s2kan import S2KANTrainConfig
+
     return S2KANTrainConfig(mdl_steps=steps, warmup_steps=max(1, 2 * steps // 3), warmup_gate=warmup_gate)
 
 
 def s2kan_model(spec: ProblemSpec, width: list, inputs: list[str], outputs: list[str]) -> S2KAN:
     """An S2KAN (float64) with the problem file's grid, order, basis, library and seed."""
+    from physkan.s2kan import S2KAN
+
     return S2KAN(width, spec.discover.library, grid=spec.model.grid, k=spec.model.k, variables=inputs,
                  outputs=outputs, seed=spec.model.seed, basis=spec.model.basis).double()  # fmt: skip
 
@@ -69,6 +76,7 @@ def fit_s2kan(spec: ProblemSpec, data: Dataset, width: list, *, log_space: bool 
 
     In log space the dictionary is the regression strategy's ``LOG_LIBRARY`` (powers and
     exponential factors) plus the problem's library, as for a KAN."""
+    from physkan.s2kan import s2kan_discover
     from physkan.strategies.logsep import LOG_LIBRARY
 
     library = spec.discover.library

@@ -1,8 +1,11 @@
 """Physics discoveries with ``[model] kind = "s2kan"``: an S2KAN trained on the Euler–Lagrange
 or the conservation loss (through the Lightning engine), its MDL gates choosing the terms.
 
-* Lagrangian: an additive ``[2n, 1]`` S2KAN (``L = Σ f_i(q_i) + g_i(q̇_i)``), warm-started on
-  the free-particle teacher ``T = |q̇|²/2`` so the velocity Hessian is invertible; the problem's
+* Lagrangian: with several degrees of freedom the structured route of
+  :mod:`physkan.strategies.lagrangian_nd` first (its blocks are S2KAN-like: a dictionary of
+  library terms chosen by a description-length-like pruning); otherwise an additive
+  ``[2n, 1]`` S2KAN (``L = Σ f_i(q_i) + g_i(q̇_i)``), warm-started on the free-particle
+  teacher ``T = |q̇|²/2`` so the velocity Hessian is invertible; the problem's
   ``[model].width`` is tried when the additive residual stays high. The formula is put in the
   canonical gauge (no total derivatives, no constant, unit mass) before it is compared.
 * Conservation: an additive ``[d, m]`` S2KAN (one output per quantity) on
@@ -44,6 +47,12 @@ def discover_lagrangian_s2kan(spec: ProblemSpec, data: Dataset, say: Reporter) -
     from physkan.train.objectives import LagrangianObjective
 
     n = len(spec.system.coordinates)
+    if n >= 2:  # several degrees of freedom: the structured route first (lagrangian_nd)
+        from physkan.strategies.lagrangian_nd import discover_lagrangian_nd
+
+        found = discover_lagrangian_nd(spec, data, say)
+        if found is not None:
+            return found
     state, qddot = data.x_train, data.extras["qddot_train"]
     batch = {"state": state, "qddot": qddot}
     teacher = kinetic_teacher(state)

@@ -8,8 +8,10 @@ formula function table, ``lambdify_numpy``/``lambdify_torch``).
 
 from physkan.symbolic.compile import kanpiler
 from physkan.symbolic.edges import (
+    ENGINE_AUTO_SYMBOLIC,
     AutoSymbolicReport,
     auto_symbolic,
+    choose_candidate,
     fix_symbolic,
     suggest_edge,
     unfix_symbolic,
@@ -27,6 +29,7 @@ from physkan.symbolic.fit import (
 from physkan.symbolic.formula import Formula, NumericEdgeError, model_formula
 from physkan.symbolic.library import (
     DEFAULT_LIBRARY,
+    PHYSICS_LIBRARY,
     SymbolicFunction,
     UnknownSymbolicError,
     available_symbolic,
@@ -43,10 +46,13 @@ from physkan.symbolic.parse import (
     parse_expression,
     register_formula_function,
 )
+from physkan.symbolic.refit import refit_symbolic, symbolic_parameters
 from physkan.symbolic.simplify import (
     DEFAULT_CONSTANTS,
     clean_formula,
     formula_error,
+    mixes_transcendentals,
+    snap_candidates,
     snap_constants,
     snap_to_data,
     snap_value,
@@ -55,7 +61,14 @@ from physkan.symbolic.simplify import (
 )
 
 __all__ = [
+    "ENGINE_AUTO_SYMBOLIC",
+    "PHYSICS_LIBRARY",
     "AutoSymbolicReport",
+    "choose_candidate",
+    "mixes_transcendentals",
+    "refit_symbolic",
+    "snap_candidates",
+    "symbolic_parameters",
     "Formula",
     "NumericEdgeError",
     "augment_input",

@@ -37,6 +37,7 @@ from physkan.registry import BUILTIN, Registry
 __all__ = [
     "BUILTIN_SYMBOLIC",
     "DEFAULT_LIBRARY",
+    "PHYSICS_LIBRARY",
     "SYMBOLIC",
     "IntervalCheck",
     "SymbolicFunction",
@@ -475,6 +476,15 @@ DEFAULT_LIBRARY: tuple[str, ...] = (
     "sin", "cos", "tan", "tanh", "sgn",
     "arcsin", "arctan", "arctanh",
     "gaussian", "0",
+)  # fmt: skip
+
+#: Default library of :func:`~physkan.symbolic.edges.auto_symbolic`: the common physics
+#: functions, most common first (the order breaks ties between equally simple functions
+#: that fit equally well: ``sin`` before ``sqrt``). Rare shapes (``tan``, ``arcsin``,
+#: ``sgn``...) often fit a noisy spline by accident; opt in by name.
+PHYSICS_LIBRARY: tuple[str, ...] = (
+    "x", "x^2", "sin", "cos", "exp", "sqrt", "1/x", "log", "x^3", "1/x^2", "1/sqrt",
+    "gaussian", "tanh", "x^4", "arctan", "abs", "0",
 )  # fmt: skip
 
 #: names of the functions shipped with physkan (plugins add to the registry later).

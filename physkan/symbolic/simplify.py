@@ -1,10 +1,13 @@
 """Turning raw KAN formulas into readable ones: constant snapping, cheap cleanup, export.
 
-* :func:`snap_constants` replaces every sympy ``Float`` by a nearby simple number
-  (``p/q`` with ``q <= max_denominator`` or ``p/q`` times/over a known constant such as
-  ``pi``) when the relative difference is at most ``tolerance``.
-* :func:`snap_to_data` does the same constant by constant, but keeps a snap only when the
-  formula's error on data does not get worse (up to a small slack).
+* :func:`snap_constants` replaces every sympy ``Float`` by the *shortest* exact number
+  within relative ``tolerance`` (description length: integers, then ``p/q`` with small
+  ``q``, ``pi`` and small multiples/fractions of ``pi``, ``sqrt(2)``...; see
+  :func:`snap_candidates`). Products of two transcendental constants (``pi*exp(-1)``) are
+  never produced.
+* :func:`snap_to_data` does the same constant by constant, shortest candidate first, but
+  keeps a snap only when the formula's error on data does not get worse beyond a small
+  slack (and the noise level, :func:`noise_scope`).
 * :func:`clean_formula` tries a handful of cheap, safe rewrites and keeps the shortest.
 * :func:`to_text`, :func:`to_latex` export the result; :func:`lambdify_numpy` and
   :func:`lambdify_torch` (re-exported from :mod:`physkan.symbolic.parse`, the one formula
@@ -17,7 +20,6 @@ import contextvars
 import math
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
-from fractions import Fraction
 
 import numpy as np
 import sympy
@@ -31,10 +33,13 @@ __all__ = [
     "NOISE_SNAP_SLACK",
     "clean_formula",
     "current_noise",
+    "description_length",
     "formula_error",
     "lambdify_numpy",
     "lambdify_torch",
+    "mixes_transcendentals",
     "noise_scope",
+    "snap_candidates",
     "snap_constants",
     "snap_to_data",
     "snap_value",
@@ -42,10 +47,11 @@ __all__ = [
     "to_text",
 ]
 
-#: Constants a float may be a simple multiple (``p/q·K``) or fraction (``p/(q·K)``) of.
+#: Constants a float may be a simple multiple (``p/q·K``) or fraction (``p/(q·K)``) of:
+#: ``pi`` and its roots, roots of small integers. ``e`` is not one (it enters formulas
+#: through ``exp``; ``39*exp(-1)/5`` is numerology); pass ``constants=`` to add it.
 DEFAULT_CONSTANTS: tuple[sympy.Expr, ...] = (
     sympy.pi,
-    sympy.E,
     sympy.sqrt(2),
     sympy.sqrt(3),
     sympy.sqrt(sympy.pi),
@@ -58,16 +64,69 @@ VariableLike = str | sympy.Symbol
 # --------------------------------------------------------------------------- snapping
 
 
-def _rational_near(r: float, tolerance: float, max_denominator: int, max_numerator: int):
-    """Closest ``p/q`` (``q <= max_denominator``, ``|p| <= max_numerator``) within ``tolerance``."""
-    if not math.isfinite(r) or r == 0.0:
-        return None
-    frac = Fraction(r).limit_denominator(max_denominator)
-    if frac == 0 or abs(frac.numerator) > max_numerator:
-        return None
-    if abs(float(frac) - r) <= tolerance * abs(r):
-        return frac
-    return None
+#: Cost (description length) of each constant of :data:`DEFAULT_CONSTANTS`-like lists:
+#: ``1 + 0.25·position``, so ``pi`` is cheaper than ``sqrt(2*pi)``.
+_CONST_STEP = 0.25
+
+#: ``p/q·K`` and ``p/(q·K)`` use small ``|p| <= _CONST_MAX``, ``q <= _CONST_DEN`` only:
+#: ``22/(7*pi)`` or ``4*sqrt(pi)/7`` are numerology, not physics constants.
+_CONST_MAX = 8
+_CONST_DEN = 4
+
+#: Transcendental constants that never multiply each other in a snapped formula.
+_TRANSCENDENTAL = (sympy.pi, sympy.E)
+
+
+def _digits(n: int) -> int:
+    return len(str(abs(int(n))))
+
+
+def description_length(p: int, q: int, constant_cost: float = 0.0) -> float:
+    """Length of writing ``p/q`` (times a constant of cost ``constant_cost``): the digits of
+    ``|p|`` (a bare ``1`` in front of a constant is free) plus those of ``q > 1``."""
+    num = 0 if (p in (1, -1) and constant_cost > 0) else _digits(p)
+    return num + (_digits(q) if q > 1 else 0) + constant_cost
+
+
+def snap_candidates(
+    value: float,
+    *,
+    tolerance: float = 1e-4,
+    max_denominator: int = 12,
+    max_numerator: int = 1000,
+    constants: Sequence[sympy.Expr] = DEFAULT_CONSTANTS,
+) -> list[tuple[float, float, sympy.Expr]]:
+    """Every short exact number within relative ``tolerance`` of ``value``, shortest first.
+
+    Returns ``(description length, relative error, number)`` triples: ``p/q`` (``q <=
+    max_denominator``, ``|p| <= max_numerator``) and, for each constant ``K`` (in order,
+    cost ``1 + 0.25·position``), ``p/q·K`` and ``p/(q·K)`` with ``|p| <= 8``, ``q <= 4``.
+    Ties go to the closer number.
+    """
+    v = float(value)
+    if not math.isfinite(v) or v == 0.0:
+        return []
+    out: dict[sympy.Expr, tuple[float, float, sympy.Expr]] = {}
+
+    def consider(r: float, top: int, den: int, factor: sympy.Expr, cost: float, kv: float) -> None:
+        for q in range(1, den + 1):
+            p = round(r * q)
+            if p == 0 or abs(p) > top or math.gcd(p, q) != 1:
+                continue
+            err = abs(p / q * kv - v) / abs(v)
+            if err <= tolerance:
+                num = sympy.Rational(p, q) * factor
+                cand = (description_length(p, q, cost), err, num)
+                if num not in out or cand[:2] < out[num][:2]:
+                    out[num] = cand
+
+    consider(v, max_numerator, max_denominator, sympy.Integer(1), 0.0, 1.0)
+    small = min(max_numerator, _CONST_MAX)
+    for pos, k in enumerate(constants):
+        kv, cost = float(k), 1.0 + _CONST_STEP * pos
+        consider(v / kv, small, min(max_denominator, _CONST_DEN), k, cost, kv)
+        consider(v * kv, small, min(max_denominator, _CONST_DEN), 1 / k, cost + 0.5, 1 / kv)
+    return sorted(out.values(), key=lambda c: (c[0], c[1]))
 
 
 def snap_value(
@@ -79,29 +138,41 @@ def snap_value(
     constants: Sequence[sympy.Expr] = DEFAULT_CONSTANTS,
     zero_threshold: float = 0.0,
 ) -> sympy.Expr | None:
-    """The simplest exact number within relative ``tolerance`` of ``value``, else ``None``.
+    """The shortest exact number within relative ``tolerance`` of ``value``, else ``None``.
 
-    Tried in order: ``0`` (if ``|value| <= zero_threshold``), ``p/q`` (``q <= max_denominator``,
-    ``|p| <= max_numerator``), then for each constant ``K`` in order ``p/q·K`` and ``p/(q·K)``
-    (``|p| <= min(max_numerator, 4·max_denominator)``, so ``1234.57`` does not become
-    ``393·pi``).
+    ``0`` if ``|value| <= zero_threshold``; otherwise the first of :func:`snap_candidates`
+    (shortest description, then closest): integers and ``p/q`` (``q <= max_denominator``,
+    ``|p| <= max_numerator``), small multiples and fractions of the ``constants`` (``pi``,
+    ``sqrt(2)``...; ``|p| <= 8``, ``q <= 4``, so ``1234.57`` never becomes ``393·pi`` and ``1.0004``
+    never ``22/(7·pi)``). Examples: ``0.5000001 → 1/2``, ``3.14159265 → pi``,
+    ``1.5708 → pi/2``.
     """
     v = float(value)
     if not math.isfinite(v):
         return None
     if v == 0.0 or abs(v) <= zero_threshold:
         return sympy.Integer(0)
-    frac = _rational_near(v, tolerance, max_denominator, max_numerator)
-    if frac is not None:
-        return sympy.Rational(frac.numerator, frac.denominator)
-    const_numerator = min(max_numerator, 4 * max_denominator)
-    for k in constants:
-        kv = float(k)
-        for factor, r in ((k, v / kv), (1 / k, v * kv)):
-            frac = _rational_near(r, tolerance, max_denominator, const_numerator)
-            if frac is not None:
-                return sympy.Rational(frac.numerator, frac.denominator) * factor
-    return None
+    found = snap_candidates(v, tolerance=tolerance, max_denominator=max_denominator,
+                            max_numerator=max_numerator, constants=constants)  # fmt: skip
+    return found[0][2] if found else None
+
+
+def mixes_transcendentals(expr: sympy.Expr) -> bool:
+    """Whether some product in ``expr`` multiplies two different transcendental constants
+    (``pi*exp(-1)``, ``E/pi``...), which a snap must never invent."""
+    for term in sympy.preorder_traversal(sympy.sympify(expr)):
+        if isinstance(term, sympy.Mul):
+            consts: set[str] = set()
+            for f in term.args:
+                if f.free_symbols:
+                    continue
+                if f.has(sympy.pi):
+                    consts.add("pi")
+                if f.has(sympy.E) or f.atoms(sympy.exp):
+                    consts.add("e")
+            if len(consts) > 1:
+                return True
+    return False
 
 
 def snap_constants(
@@ -119,14 +190,19 @@ def snap_constants(
     ``6.2832 → 2*pi``; floats with no simple neighbour are kept. ``x**2.0`` becomes ``x**2``.
     """
     expr = sympy.sympify(expr)
-    mapping = {}
-    for f in expr.atoms(sympy.Float):
+    mapping: dict[sympy.Expr, sympy.Expr] = {}
+    for f in sorted(expr.atoms(sympy.Float), key=lambda f: (-abs(float(f)), float(f))):
         snapped = snap_value(
             float(f), tolerance=tolerance, max_denominator=max_denominator,
             max_numerator=max_numerator, constants=constants, zero_threshold=zero_threshold,
         )  # fmt: skip
-        if snapped is not None:
-            mapping[f] = snapped
+        if snapped is None:
+            continue
+        if snapped.has(*_TRANSCENDENTAL) and mixes_transcendentals(
+            expr.xreplace({**mapping, f: snapped})
+        ):
+            continue  # never invent pi·e products
+        mapping[f] = snapped
     return expr.xreplace(mapping) if mapping else expr
 
 
@@ -231,17 +307,20 @@ def _snap_pass(
     for f in floats:
         if f not in current.atoms(sympy.Float):
             continue
-        options: list[sympy.Expr] = []
+        ranked: dict[sympy.Expr, tuple[float, float]] = {}
         for tol in sorted(tolerances):
-            s = snap_value(float(f), tolerance=tol, max_denominator=max_denominator,
-                           constants=constants)  # fmt: skip
-            if s is not None and s not in options:
-                options.append(s)
+            found = snap_candidates(float(f), tolerance=tol, max_denominator=max_denominator,
+                                    constants=constants)  # fmt: skip
+            if found:
+                ranked.setdefault(found[0][2], found[0][:2])
+        options = sorted(ranked, key=lambda e: ranked[e])  # shortest description first
         if try_zero and sympy.Integer(0) not in options:
             options.append(sympy.Integer(0))
         for option in options:
             trial = current.xreplace({f: option})
             if trial.has(sympy.zoo, sympy.nan, sympy.oo, -sympy.oo):  # e.g. log(0): not a formula
+                continue
+            if mixes_transcendentals(trial) and not mixes_transcendentals(current):
                 continue
             try:
                 err = formula_error(trial, variables, Xa, ya)

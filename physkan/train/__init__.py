@@ -5,32 +5,58 @@
 * :mod:`~physkan.train.module` -- :class:`PhyskanModule` (LBFGS with a DDP-safe closure, or Adam);
 * :mod:`~physkan.train.callbacks` -- grid updates, named checkpoints, early stop, progress bar;
 * :mod:`~physkan.train.data` -- full-batch loaders that shard themselves under DDP;
-* :mod:`~physkan.train.trainer` -- :func:`make_trainer` and the one-call :func:`fit`.
+* :mod:`~physkan.train.trainer` -- :func:`make_trainer` and the Lightning engine's ``fit``;
+* :mod:`~physkan.train.plain` -- the one-call :func:`fit`: small single-process CPU LBFGS
+  fits run in a plain loop with the same results (:mod:`~physkan.train.core` is the loss,
+  optimiser and LBFGS step both engines share), everything else on Lightning.
 """
 
-from physkan.train.callbacks import (
-    EarlyStopOnLoss,
-    GridUpdate,
-    NamedCheckpoints,
-    ParameterSyncCheck,
-    progress_bar,
-    update_grid_in_place,
-)
-from physkan.train.data import FullBatchDataset, full_batch_loader
-from physkan.train.module import PhyskanModule, RecordingModel, RemoteLossError
-from physkan.train.objectives import (
-    DATASET_KEYS,
-    OBJECTIVES,
-    ConservationObjective,
-    LagrangianObjective,
-    MetricObjective,
-    Objective,
-    RegressionObjective,
-    dataset_batch,
-    make_objective,
-    register_objective,
-)
-from physkan.train.trainer import FitResult, fit, make_trainer, silence_lightning
+import importlib
+
+#: public name -> submodule; imported on first use (PEP 562), so ``physkan.train.objectives``
+#: (the plugin host registers objectives through it) does not import Lightning.
+_LAZY = {
+    "EarlyStopOnLoss": "callbacks",
+    "GridUpdate": "callbacks",
+    "NamedCheckpoints": "callbacks",
+    "ParameterSyncCheck": "callbacks",
+    "progress_bar": "callbacks",
+    "update_grid_in_place": "callbacks",
+    "FullBatchDataset": "data",
+    "full_batch_loader": "data",
+    "PhyskanModule": "module",
+    "RecordingModel": "module",
+    "RemoteLossError": "module",
+    "DATASET_KEYS": "objectives",
+    "OBJECTIVES": "objectives",
+    "ConservationObjective": "objectives",
+    "LagrangianObjective": "objectives",
+    "MetricObjective": "objectives",
+    "Objective": "objectives",
+    "RegressionObjective": "objectives",
+    "dataset_batch": "objectives",
+    "make_objective": "objectives",
+    "register_objective": "objectives",
+    "FitResult": "core",
+    "fit": "plain",
+    "make_trainer": "trainer",
+    "silence_lightning": "trainer",
+}
+
+
+def __getattr__(name: str) -> object:
+    """Import a public name's submodule on first use (PEP 562)."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'physkan.train' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "DATASET_KEYS",

@@ -27,6 +27,7 @@ import torch.distributed as dist
 from pytorch_lightning.callbacks import Callback, RichProgressBar
 from torch import Tensor, nn
 
+from physkan.train.core import grid_update_due, update_grid_in_place
 from physkan.train.data import rank_and_world
 
 __all__ = [
@@ -43,51 +44,6 @@ __all__ = [
 
 #: ``trainer.callback_metrics`` key of :class:`ParameterSyncCheck`'s result.
 DIVERGENCE_KEY = "physkan/param_divergence"
-
-
-def _set_tensor(model: nn.Module, name: str, value: Tensor, *, buffer: bool) -> None:
-    owner_name, _, leaf = name.rpartition(".")
-    owner = model.get_submodule(owner_name) if owner_name else model
-    if buffer:
-        owner._buffers[leaf] = value
-    else:
-        owner._parameters[leaf] = value  # type: ignore[assignment]
-
-
-@torch.no_grad()
-def update_grid_in_place(model: nn.Module, samples: Tensor) -> None:
-    """``model.update_grid(samples)`` keeping every parameter and buffer *object*.
-
-    ``KANLayer.update_grid`` installs new ``coef`` parameters and ``grid`` buffers; this
-    copies the new values into the old tensors and puts those back, so optimisers and DDP
-    (which hold references to the parameters) keep working.
-
-    Args:
-        model: a network with ``update_grid(x)``, e.g. a KAN.
-        samples: model inputs ``(N, n_in)``.
-
-    Raises:
-        RuntimeError: when ``update_grid`` changed a tensor's shape (use ``refine`` between
-            fits, not during one).
-    """
-    params = dict(model.named_parameters())
-    buffers = dict(model.named_buffers())
-    model.update_grid(samples)
-    for table, current, is_buffer in (
-        (params, model.named_parameters(), False),
-        (buffers, model.named_buffers(), True),
-    ):
-        for name, new in list(current):
-            old = table.get(name)
-            if old is None or old is new:
-                continue
-            if old.shape != new.shape:
-                raise RuntimeError(
-                    f"update_grid changed the shape of {name} from {tuple(old.shape)} to "
-                    f"{tuple(new.shape)}; it cannot run inside a fit"
-                )
-            old.copy_(new)
-            _set_tensor(model, name, old, buffer=is_buffer)
 
 
 @torch.no_grad()
@@ -123,7 +79,7 @@ class GridUpdate(Callback):
 
     def due(self, step: int) -> bool:
         """Whether the grids are updated before step ``step``."""
-        return step % self.every == 0 and (self.until is None or step < self.until)
+        return grid_update_due(step, self.every, self.until)
 
     def on_train_batch_start(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int

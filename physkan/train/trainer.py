@@ -22,7 +22,6 @@ import tempfile
 import time
 import warnings
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import pytorch_lightning as pl
@@ -39,6 +38,7 @@ from physkan.train.callbacks import (
     StopAtDeadline,
     progress_bar,
 )
+from physkan.train.core import FitResult, cast_tensors, seed_all
 from physkan.train.data import full_batch_loader
 from physkan.train.module import HISTORY_KEY, PhyskanModule
 from physkan.train.objectives import Objective
@@ -174,32 +174,6 @@ def make_trainer(
     return pl.Trainer(**kwargs)
 
 
-@dataclass
-class FitResult:
-    """Outcome of :func:`fit`.
-
-    Attributes:
-        model: the trained model (CPU, original dtype; the very object passed to ``fit``).
-        history: training loss per step (mean over ranks; for LBFGS the loss at the start
-            of each step). Shorter than ``steps`` after an early stop.
-        final_loss: training loss (objective + regulariser) of the returned weights, on the
-            full training set in the training precision.
-        seconds: wall time of ``Trainer.fit`` (including process start-up under DDP).
-        metrics: the Trainer's final scalar metrics (``val_loss``,
-            ``physkan/param_divergence`` = max parameter difference between ranks, ...).
-    """
-
-    model: nn.Module
-    history: list[float]
-    final_loss: float
-    seconds: float
-    metrics: dict[str, float] = field(default_factory=dict)
-
-
-def _cast(tensors: Mapping[str, Tensor], dtype: torch.dtype) -> dict[str, Tensor]:
-    return {k: (v.to(dtype) if v.is_floating_point() else v) for k, v in tensors.items()}
-
-
 def fit(
     model: nn.Module,
     objective: Objective,
@@ -251,15 +225,15 @@ def fit(
     """
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
-    pl.seed_everything(seed, verbose=False)
+    seed_all(seed)
     first = next(iter(model.parameters()), None)
     orig_dtype = first.dtype if first is not None else torch.get_default_dtype()
     prec = resolve_precision(precision)
     dtype = {"64-true": torch.float64, "32-true": torch.float32}.get(prec)
     if dtype is not None:
         model.to(dtype)
-        train = _cast(train, dtype)
-        val = _cast(val, dtype) if val is not None else None
+        train = cast_tensors(train, dtype)
+        val = cast_tensors(val, dtype) if val is not None else None
     module = PhyskanModule(
         model,
         objective,

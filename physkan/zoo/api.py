@@ -7,6 +7,7 @@ revalidating cached aliases by ETag.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 from collections.abc import Mapping, Sequence
@@ -19,6 +20,8 @@ from physkan.zoo import store
 from physkan.zoo.card import ModelCard, ZooError, parse_spec
 from physkan.zoo.client import ZooCache, ZooClient, fetch_to_cache
 from physkan.zoo.local import LocalZoo, ModelRef, default_cache_dir, default_zoo_dir
+
+_log = logging.getLogger("physkan.zoo")
 
 __all__ = ["ZooEntry", "load", "load_entry", "locate", "pull", "push", "register_model"]
 
@@ -54,11 +57,15 @@ def register_model(
     provenance: Mapping[str, Any] | None = None,
     description: str = "",
     zoo: str | os.PathLike | LocalZoo | None = None,
+    draw: bool = True,
 ) -> ModelRef:
     """Store ``model`` as a new version of ``name`` in a local zoo.
 
     The model is converted with ``physkan.io.model_to_payload``; the zoo
     assigns the version (1, 2, ...) and moves the ``latest`` alias.
+    With ``draw`` the web page's sidecars are written too: the network PNG
+    (KAN models) and the formula as MathML (:mod:`physkan.zoo.render`); a
+    drawing that fails is logged, never fails the registration.
     Raises :class:`ZooError` for an invalid name or card.
     """
     try:
@@ -77,7 +84,18 @@ def register_model(
     except ValueError as exc:  # pydantic.ValidationError is a ValueError
         raise ZooError(f"invalid model card: {exc}") from None
     config, state = store.model_payload(model)
-    return as_zoo(zoo).add(card, config, state)
+    target = as_zoo(zoo)
+    ref = target.add(card, config, state)
+    if draw:
+        from physkan.zoo.render import render_version
+
+        try:
+            render_version(target, ref.name, ref.version, model=model, card=card)
+        except Exception as exc:  # a drawing is a nicety: never lose the registered model
+            _log.warning(
+                "zoo: could not draw %s:%s for the web page: %s", ref.name, ref.version, exc
+            )
+    return ref
 
 
 def locate(

@@ -1,4 +1,4 @@
-"""``physkan zoo ...``: list, show, pull, push, verify, serve, alias, rebuild-index.
+"""``physkan zoo ...``: list, show, pull, push, verify, serve, alias, rebuild-index, render.
 
 Attach with ``cli.add_command(zoo_group)``. Every user mistake (bad spec,
 missing model, unreachable server, bad token) ends with one ``Error: ...``
@@ -306,6 +306,11 @@ def verify_cmd(target: Path | None, repair: bool) -> None:
     default=None,
     help="Worker processes (default: the number of CPU cores).",
 )
+@click.option(
+    "--draw-uploads",
+    is_flag=True,
+    help="Draw each uploaded model's network and formula for its web page (child process).",
+)
 @_friendly_long_running
 def serve_cmd(
     host: str,
@@ -316,6 +321,7 @@ def serve_cmd(
     read_timeout: float | None,
     log_level: str,
     workers: int | None,
+    draw_uploads: bool,
 ) -> None:
     """Serve a zoo directory over HTTP (FastAPI + uvicorn, one or more worker processes)."""
     from physkan.zoo.runner import default_workers, run_server
@@ -331,6 +337,7 @@ def serve_cmd(
         read_timeout=read_timeout,
         log_level=log_level,
         workers=workers or default_workers(),
+        draw_uploads=draw_uploads,
     )
 
 
@@ -367,3 +374,20 @@ def rebuild_index_cmd(root: Path | None) -> None:
     index = zoo.rebuild_index()
     n = sum(len(m["versions"]) for m in index["models"].values())
     click.echo(f"indexed {len(index['models'])} models, {n} versions in {zoo.root}")
+
+
+@zoo_group.command("render")
+@click.argument("specs", nargs=-1)
+@root_option
+@_friendly
+def render_cmd(specs: tuple[str, ...], root: Path | None) -> None:
+    """Draw the web page's network PNG and formula MathML of SPECS (default: every latest)."""
+    from physkan.zoo.render import render_version
+
+    zoo = _zoo(root)
+    names = [n for n in zoo.names() if zoo.healthy_versions(n)]
+    refs = [zoo.resolve(parse_spec(s)) for s in specs] or [zoo.resolve(n) for n in names]
+    for ref in refs:
+        done = render_version(zoo, ref.name, ref.version)
+        made = [p.name for p in (done.png, done.mathml) if p is not None] or ["nothing"]
+        click.echo(f"{ref.name}:{ref.version}: {', '.join(made)}")

@@ -47,6 +47,7 @@ def app_from_env() -> Any:
         config["max_upload_bytes"],
         config["read_timeout"],
         prepare=False,
+        draw_uploads=config.get("draw_uploads", False),
     )
 
 
@@ -60,6 +61,7 @@ def run_server(
     read_timeout: float | None = None,
     log_level: str = "info",
     workers: int = 1,
+    draw_uploads: bool = False,
 ) -> None:
     """Serve the zoo at ``root`` with uvicorn until interrupted (settings as in :func:`create_app`).
 
@@ -77,7 +79,9 @@ def run_server(
         max_upload_bytes=max_upload_bytes, read_timeout=read_timeout, tokens=tokens
     )
     if workers == 1:
-        app = create_app(root, settings.tokens, max_upload_bytes, read_timeout)
+        app = create_app(
+            root, settings.tokens, max_upload_bytes, read_timeout, draw_uploads=draw_uploads
+        )
         uvicorn.run(app, host=host, port=port, log_level=log_level)
         return
     zoo = LocalZoo(root)
@@ -91,6 +95,7 @@ def run_server(
             "tokens": settings.tokens,
             "max_upload_bytes": settings.max_upload_bytes,
             "read_timeout": settings.read_timeout,
+            "draw_uploads": bool(draw_uploads),
         }
     )
     uvicorn.run(

@@ -8,6 +8,7 @@ Endpoints (OpenAPI docs at ``/docs``)::
     GET  /api/models/{name}/{version_or_alias}/file      ETag = payload sha256
     POST /api/models                    raw HDF5 body, Bearer token
     PUT  /api/models/{name}/aliases/{alias}   {"version": N}, Bearer token
+    GET  /  and  /models/{name}         HTML pages (physkan.zoo.web; JSON if Accept prefers it)
 
 Uploads are streamed to ``ROOT/.uploads/.tmp-<pid>-*.h5`` (size-limited; a
 body that stalls for ``read_timeout`` seconds is answered 408 and dropped),
@@ -38,6 +39,7 @@ from pydantic import ConfigDict, Field
 
 from physkan import _fs
 from physkan.zoo.card import Spec, ZooError, physkan_version, validate_name
+from physkan.zoo.draw_queue import DrawQueue
 from physkan.zoo.hdf5_guard import DeclaredSizeError
 from physkan.zoo.live_index import LiveIndex
 from physkan.zoo.local import LocalZoo, ModelRef, _matches
@@ -50,6 +52,7 @@ from physkan.zoo.settings import (
     server_settings,
 )
 from physkan.zoo.store import read_model_file
+from physkan.zoo.web import add_web_routes
 
 __all__ = [
     "DEFAULT_MAX_UPLOAD_BYTES",
@@ -78,6 +81,7 @@ def create_app(
     read_timeout: float | None = None,
     *,
     prepare: bool = True,
+    draw_uploads: bool = False,
 ) -> Any:
     """Build the FastAPI app serving the zoo at ``root``.
 
@@ -92,7 +96,8 @@ def create_app(
     :class:`ZooError` naming the option. Creating the app removes stale temp
     files left by dead writers and rebuilds the index, so a server restarted
     after a crash starts clean (``prepare=False`` skips that: the worker processes of
-    :func:`run_server` leave it to their parent).
+    :func:`run_server` leave it to their parent). With ``draw_uploads`` each accepted
+    upload is drawn for its web page in a child process (:mod:`physkan.zoo.draw_queue`).
     """
     settings = server_settings(
         max_upload_bytes=max_upload_bytes, read_timeout=read_timeout, tokens=tokens
@@ -123,6 +128,7 @@ def create_app(
     app.state.zoo = zoo
     app.state.live_index = live
     app.state.settings = settings
+    drawer = app.state.draw_queue = DrawQueue(zoo.root) if draw_uploads else None
 
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
@@ -303,6 +309,8 @@ def create_app(
             ref = zoo.add(stored.card, stored.config, stored.state)
         except ZooError as exc:
             raise ApiError(400, str(exc), "invalid_model") from None
+        if drawer is not None:
+            drawer.submit(ref.name, ref.version)
         return {
             "name": ref.name,
             "version": ref.version,
@@ -352,6 +360,7 @@ def create_app(
             raise ApiError(400, str(exc)) from None
         return {"name": name, "alias": alias, "version": body.version}
 
+    add_web_routes(app, zoo, live, api_list=list_models, api_model=get_model)
     return app
 
 

@@ -6,6 +6,8 @@
 * :func:`linear_to_payload` / :func:`linear_from_payload` are a stand-in for
   ``physkan.io`` that handles ``torch.nn.Linear`` (monkeypatch them into
   ``physkan.zoo.store._to_payload`` / ``_from_payload``).
+* :func:`headless_chrome` opens Debian's chromium through chromedriver (selenium) for
+  the web-page tests and ``scripts/zoo_screenshots.py``.
 """
 
 from __future__ import annotations
@@ -28,14 +30,18 @@ from physkan.zoo.card import ModelCard
 from physkan.zoo.store import write_model_file
 
 __all__ = [
+    "CHROMEDRIVER",
     "ServerProcess",
     "free_port",
+    "headless_chrome",
     "linear_from_payload",
     "linear_to_payload",
     "make_model_file",
 ]
 
 TOKEN = "test-token"
+#: where Debian's ``chromium-driver`` puts chromedriver (``scripts/setup.sh --dev`` installs it)
+CHROMEDRIVER = "/usr/bin/chromedriver"
 
 # Runs the zoo CLI with a stub ``physkan`` package object, so the server starts
 # without executing physkan/__init__.py (which imports torch, ~2.5 s on a busy
@@ -188,3 +194,33 @@ class ServerProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def headless_chrome(width: int = 1280, height: int = 900) -> Any:
+    """A selenium Chrome driver on headless chromium (browser console log kept).
+
+    Raises :class:`FileNotFoundError` naming what is missing when chromedriver or
+    chromium is not installed (``bash scripts/setup.sh --dev`` installs both).
+    """
+    import shutil
+
+    driver_path = CHROMEDRIVER if os.path.exists(CHROMEDRIVER) else shutil.which("chromedriver")
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if driver_path is None or browser is None:
+        missing = " and ".join(
+            n for n, p in (("chromedriver", driver_path), ("chromium", browser)) if p is None
+        )
+        raise FileNotFoundError(
+            f"{missing} not installed: run 'bash scripts/setup.sh --dev' (Debian: apt-get "
+            "install chromium chromium-driver)"
+        )
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = browser
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                f"--window-size={width},{height}", "--hide-scrollbars", "--lang=en-US"):  # fmt: skip
+        options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    return webdriver.Chrome(service=Service(executable_path=driver_path), options=options)

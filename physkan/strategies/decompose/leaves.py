@@ -2,8 +2,9 @@
 regression on the raw data (or a surrogate's table of a part).
 
 A leaf tries ``T(y) ≈ c + sum_s a_s φ_s(x)`` for target transforms ``T`` (identity, square,
-inverse, inverse square, log, square root: the invertible outer functions) and features
+inverse, inverse square, log, square root, sine: the invertible outer functions) and features
 ``φ_s``: library functions of each variable and, for two variables, their pairwise products
+and library functions of their product and ratio
 (so ``x0^2 + x1^2``, ``u^2/σ^2 + log σ`` or ``1/m^2 - w^2/m^2`` are two terms). One variable
 reuses :func:`physkan.symbolic.sparse.sparse_fit_1d`. The smallest subset that fits to
 ``rtol`` wins; its constants are snapped on the data (:func:`snap_to_data`).
@@ -12,6 +13,7 @@ reuses :func:`physkan.symbolic.sparse.sparse_fit_1d`. The smallest subset that f
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -27,6 +29,8 @@ __all__ = ["TRANSFORMS", "Transform", "fit_leaf", "transforms_for"]
 
 #: Features of each variable in a two-variable leaf (their products are features too).
 PAIR_BASIS: tuple[str, ...] = ("x", "x^2", "1/x", "1/x^2", "sqrt", "log", "exp", "sin", "cos")
+#: Features of the product and of the ratio of the two variables (``cos(k·d)``, ``exp(-E/T)``).
+COMBINED_BASIS: tuple[str, ...] = ("sqrt", "log", "exp", "sin", "cos")
 
 
 @dataclass(frozen=True)
@@ -36,7 +40,7 @@ class Transform:
     name: str
     forward: Callable[[Tensor], Tensor]
     inverse: Callable[[sympy.Expr, int], sympy.Expr]  # (expr of T(y), sign of y) -> expr of y
-    needs: str  # "any", "nonzero" or "positive" (of y up to its sign)
+    needs: str  # "any", "nonzero" (y keeps one sign) or "half-pi" (|y| <= pi/2: y = arcsin(T))
 
 
 TRANSFORMS: tuple[Transform, ...] = (
@@ -46,6 +50,7 @@ TRANSFORMS: tuple[Transform, ...] = (
     Transform("inverse square", lambda y: 1 / y**2, lambda e, s: s / sympy.sqrt(e), "nonzero"),
     Transform("log", lambda y: torch.log(y.abs()), lambda e, s: s * sympy.exp(e), "nonzero"),
     Transform("sqrt", lambda y: y.abs().sqrt(), lambda e, s: s * e**2, "nonzero"),
+    Transform("arcsin", torch.sin, lambda e, s: sympy.asin(e), "half-pi"),
 )
 
 
@@ -53,7 +58,8 @@ def transforms_for(y: Tensor) -> list[tuple[Transform, int]]:
     """The transforms valid on ``y (N,)`` with the sign they need (``0``: none)."""
     lo, hi = float(y.min()), float(y.max())
     sign = 1 if lo > 0 else -1 if hi < 0 else 0
-    return [(t, sign) for t in TRANSFORMS if t.needs == "any" or sign != 0]
+    ok = {"any": True, "nonzero": sign != 0, "half-pi": max(abs(lo), abs(hi)) <= math.pi / 2}
+    return [(t, sign) for t in TRANSFORMS if ok[t.needs]]
 
 
 def _features(x: Tensor, names: Sequence[str], symbols: Sequence[sympy.Symbol]) -> list[tuple[sympy.Expr, Tensor]]:
@@ -70,6 +76,13 @@ def _features(x: Tensor, names: Sequence[str], symbols: Sequence[sympy.Symbol]) 
     feats = [f for col in per_var for f in col]
     if len(per_var) == 2:
         feats += [(ea * eb, va * vb) for (ea, va), (eb, vb) in itertools.product(*per_var)]
+        a, b = symbols
+        for ex, v in ((a * b, x[:, 0] * x[:, 1]), (a / b, x[:, 0] / x[:, 1])):  # f(a·b), f(a/b): cos(k·d)
+            for name in COMBINED_BASIS:
+                fn = get_symbolic(name)
+                val = fn.torch_fn(v)
+                if bool(torch.isfinite(val).all()) and float(val.std()) > 1e-12:
+                    feats.append((fn.sympy_fn(ex), val))
     return feats
 
 
