@@ -17,6 +17,7 @@ stages meet is offered to a :class:`~physkan.symbolic.pareto.ParetoFront`
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -32,6 +33,8 @@ from physkan.symbolic.simplify import noise_scope
 
 __all__ = ["Discovery", "Reporter", "STRATEGIES", "discover", "register_strategy", "search_seconds"]
 
+_LOG = logging.getLogger(__name__)
+
 #: Share of the time budget kept for exporting and verifying the answer, at most
 #: :data:`MAX_RESERVE` seconds.
 RESERVE_SHARE = 0.2
@@ -45,6 +48,24 @@ def search_seconds(time_budget: float) -> float:
 
 def _silent(_: str) -> None:
     return None
+
+
+def _compiled_model(result: Discovery, spec: ProblemSpec) -> torch.nn.Module | None:
+    """A network for a closed-form answer a strategy found without one (e.g. the structured
+    n-DOF Lagrangian route): the formula compiled into a float64 MultKAN (kanpiler), so
+    every answer can be saved, registered in the zoo and fine-tuned. ``None`` when there is
+    no single closed-form formula or it does not compile (the answer stands without it)."""
+    if len(result.formulas) != 1 or result.numeric_edges:
+        return None
+    from physkan.symbolic.compile import kanpiler
+
+    ranges = {name: (float(lo), float(hi)) for name, (lo, hi) in (spec.data.ranges or {}).items()}
+    try:
+        return kanpiler(result.variables, result.formulas[0], ranges=ranges or None,
+                        output=result.outputs[0] if result.outputs else "y", dtype=torch.float64)
+    except Exception as exc:  # noqa: BLE001 - an uncompilable formula keeps model=None
+        _LOG.warning("could not compile %s into a network: %s", result.formulas[0], exc)
+        return None
 
 
 def discover(
@@ -99,6 +120,8 @@ def discover(
         result = strategy(spec, data, say)
     if not len(front) and len(result.formulas) == 1 and "test_rmse" in result.metrics:
         front.add(result.formulas[0], result.metrics["test_rmse"], "answer")
+    if result.model is None:
+        result.model = _compiled_model(result, spec)
     result.pareto = [Candidate(plain_symbols(c.formula), c.complexity, c.test_rmse, c.source) for c in front.front()]
     # exhausted: a stage was cut short, or the search ran past its deadline (an unchecked stage)
     result.metrics["budget_exhausted"] = int(root.exhausted or search.expired())

@@ -17,7 +17,8 @@ from pathlib import Path
 from physkan.cli import _register
 from physkan.discover import discover
 
-BUILTINS = ["pendulum", "relativistic-particle", "oscillator-2d", "schwarzschild", "neo-hookean", "tutorial"]
+BUILTINS = ["pendulum", "relativistic-particle", "oscillator-2d", "schwarzschild", "neo-hookean", "tutorial",
+            "coupled-oscillators", "charged-particle", "double-pendulum", "kepler-hamiltonian"]
 
 
 def _register_compiled(result, zoo: Path) -> list[str]:

@@ -120,3 +120,14 @@ def test_kepler_hamiltonian_from_simulated_trajectories(tmp_path: Path) -> None:
     assert found.recovered is True, (found.formula_text, found.recovery)
     assert sympy.simplify(found.formulas[0] - truth) == 0
     assert found.metrics["rollout_traj_rmse"] < 1e-6
+
+
+def test_physkan_train_knows_the_hamiltonian_objective() -> None:
+    """`physkan train` trains an H network with the symplectic loss (objective in the train layer)."""
+    from click.testing import CliRunner
+
+    from physkan.cli import cli
+
+    result = CliRunner().invoke(cli, ["train", "--problem", "kepler-hamiltonian", "--max-steps", "2"])
+    assert result.exit_code == 0, result.output
+    assert "final loss" in result.output

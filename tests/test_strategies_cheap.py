@@ -95,3 +95,34 @@ def test_low_degree_law_of_a_transform_beats_a_dense_approximant() -> None:
     ranges = {"m": (1, 5), "v": (1, 2), "c": (3, 10)}
     assert equivalent(first, "m/sqrt(1 - v**2/c**2)", ["m", "v", "c"], ranges).equivalent
     assert len(first.atoms(sympy.Float)) == 0, first
+
+
+def test_trig_of_a_product_pair_in_a_rational_law() -> None:
+    """``x1·(cos(ω·t) + α·cos²(ω·t))``: the pair ``ω, t`` becomes one variable ``cos(ω·t)``."""
+    x = _box(4, 1.0, 3.0)
+    x1, w, t, a = x.T
+    c = torch.cos(w * t)
+    names = ["x1", "omega", "t", "alpha"]
+    first = next(cheap_candidates(x, x1 * (c + a * c**2), names, rtol=1e-6), None)
+    assert _same(first, "x1*(cos(omega*t) + alpha*cos(omega*t)**2)", names, 1.0, 3.0)
+
+
+def test_dense_rational_approximant_is_not_an_exact_law() -> None:
+    """A Pade approximant of ``1/(exp(u/(2π·v)) - 1)`` fits to 1e-9 but keeps many unsnapped
+    constants: rejected on exact data; the law itself comes from ``log(1/y + 1)``."""
+    b = _box(4, rows=1000)
+    z = torch.stack([b[:, 0] * b[:, 1], b[:, 2] * b[:, 3]], 1)
+    assert rational_fit(z, 1 / (torch.exp(z[:, 0] / (2 * torch.pi * z[:, 1])) - 1), ["u", "v"], rtol=1e-9) is None
+    x = _box(2, 1.0, 3.0)
+    y = 1 / (torch.exp(x[:, 0] * x[:, 1] / 4) - 1)
+    first = next(cheap_candidates(x, y, ["a", "b"], rtol=1e-6), None)
+    assert _same(first, "1/(exp(a*b/4) - 1)", ["a", "b"], 1.0, 3.0)
+
+
+def test_shifted_log_of_y_over_a_variable() -> None:
+    """``I_0·(exp(q·V/(kb·T)) - 1)``: ``log(y/I_0 + 1)`` is a product law."""
+    x = _box(5, 1.0, 2.0)
+    i0, q, v, kb, t = x.T
+    names = ["I_0", "q", "V", "kb", "T"]
+    first = next(cheap_candidates(x, i0 * (torch.exp(q * v / (kb * t)) - 1), names, rtol=1e-6), None)
+    assert _same(first, "I_0*(exp(q*V/(kb*T)) - 1)", names, 1.0, 2.0)

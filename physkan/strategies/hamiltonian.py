@@ -19,21 +19,17 @@ Every stage checks the time budget (:func:`physkan.budget.current_budget`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import sympy
 import torch
-from torch import Tensor
 
 from physkan.budget import budget_scope, current_budget
 from physkan.kan.network import MultKAN
-from physkan.physics.losses import symplectic_loss
 from physkan.problems import Dataset, ProblemSpec
 from physkan.strategies.base import Discovery, Reporter
 from physkan.strategies.common import build_model
 from physkan.strategies.hamiltonian_fit import symbolic_hamiltonian, vector_field_error
 from physkan.symbolic.equivalence import equivalent
-from physkan.train.objectives import Batch, ModelFn, register_objective
+from physkan.train.objectives import HamiltonianObjective
 
 __all__ = ["HamiltonianObjective", "discover_hamiltonian"]
 
@@ -45,18 +41,6 @@ TRAIN_SHARE = 0.7
 FORMULA_GATE = 0.1
 
 
-@dataclass
-class HamiltonianObjective:
-    """Symplectic loss: the model is H ``(N, 2n) -> (N, 1)``; batch ``z (N, 2n)``, ``zdot (N, 2n)``."""
-
-    def loss(self, model: ModelFn, batch: Batch) -> Tensor:  # noqa: D102 - Objective protocol
-        return symplectic_loss(model, batch["z"], batch["zdot"])
-
-    def grid_samples(self, batch: Batch) -> Tensor:  # noqa: D102 - Objective protocol
-        return batch["z"]
-
-
-register_objective("hamiltonian", HamiltonianObjective, ("z", "zdot"))
 
 
 def _train(spec: ProblemSpec, data: Dataset, say: Reporter) -> tuple[MultKAN, float]:

@@ -52,6 +52,7 @@ __all__ = [
 #: through ``exp``; ``39*exp(-1)/5`` is numerology); pass ``constants=`` to add it.
 DEFAULT_CONSTANTS: tuple[sympy.Expr, ...] = (
     sympy.pi,
+    sympy.pi**2,
     sympy.sqrt(2),
     sympy.sqrt(3),
     sympy.sqrt(sympy.pi),
@@ -72,6 +73,11 @@ _CONST_STEP = 0.25
 #: ``22/(7*pi)`` or ``4*sqrt(pi)/7`` are numerology, not physics constants.
 _CONST_MAX = 8
 _CONST_DEN = 4
+#: ... except ``pi`` and ``pi**2``, whose physics fractions have larger denominators:
+#: ``1/(6*pi)`` (Larmor), ``3/(8*pi)``, ``3/(20*pi)`` (= 3/5 · 1/(4*pi)), ``1/(8*pi**2)``
+#: (still ``|p| <= 8``: ``22/(7*pi)`` stays out).
+_PI_DEN = 24
+_PI_POWERS = (sympy.pi, sympy.pi**2)
 
 #: Transcendental constants that never multiply each other in a snapped formula.
 _TRANSCENDENTAL = (sympy.pi, sympy.E)
@@ -100,7 +106,8 @@ def snap_candidates(
 
     Returns ``(description length, relative error, number)`` triples: ``p/q`` (``q <=
     max_denominator``, ``|p| <= max_numerator``) and, for each constant ``K`` (in order,
-    cost ``1 + 0.25·position``), ``p/q·K`` and ``p/(q·K)`` with ``|p| <= 8``, ``q <= 4``.
+    cost ``1 + 0.25·position``), ``p/q·K`` and ``p/(q·K)`` with ``|p| <= 8``, ``q <= 4``
+    (``q <= 24`` for ``pi`` and ``pi**2``: ``1/(6*pi)``, ``3/(20*pi)``).
     Ties go to the closer number.
     """
     v = float(value)
@@ -124,8 +131,9 @@ def snap_candidates(
     small = min(max_numerator, _CONST_MAX)
     for pos, k in enumerate(constants):
         kv, cost = float(k), 1.0 + _CONST_STEP * pos
-        consider(v / kv, small, min(max_denominator, _CONST_DEN), k, cost, kv)
-        consider(v * kv, small, min(max_denominator, _CONST_DEN), 1 / k, cost + 0.5, 1 / kv)
+        den = _PI_DEN if k in _PI_POWERS else min(max_denominator, _CONST_DEN)
+        consider(v / kv, small, den, k, cost, kv)
+        consider(v * kv, small, den, 1 / k, cost + 0.5, 1 / kv)
     return sorted(out.values(), key=lambda c: (c[0], c[1]))
 
 
@@ -143,7 +151,7 @@ def snap_value(
     ``0`` if ``|value| <= zero_threshold``; otherwise the first of :func:`snap_candidates`
     (shortest description, then closest): integers and ``p/q`` (``q <= max_denominator``,
     ``|p| <= max_numerator``), small multiples and fractions of the ``constants`` (``pi``,
-    ``sqrt(2)``...; ``|p| <= 8``, ``q <= 4``, so ``1234.57`` never becomes ``393·pi`` and ``1.0004``
+    ``sqrt(2)``...; ``|p| <= 8``, ``q <= 4`` (``24`` for ``pi``, ``pi**2``), so ``1234.57`` never becomes ``393·pi`` and ``1.0004``
     never ``22/(7·pi)``). Examples: ``0.5000001 → 1/2``, ``3.14159265 → pi``,
     ``1.5708 → pi/2``.
     """

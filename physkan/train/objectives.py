@@ -22,6 +22,8 @@ regression     ``x (N, d)``,         ``mean((model(x) - y)^2)``
                ``y (N, m)``
 lagrangian     ``state (N, 2n)``,    :func:`~physkan.physics.euler_lagrange_loss`
                ``qddot (N, n)``
+hamiltonian    ``z (N, 2n)``,        :func:`~physkan.physics.losses.symplectic_loss`
+               ``zdot (N, 2n)``
 conservation   ``z (N, d)``,         :func:`~physkan.physics.conservation_loss`
                ``f (N, d)``          (the model outputs the ``m`` quantities)
 metric         ``r (N, 1)``          :func:`~physkan.physics.metric_flatness_loss`
@@ -39,10 +41,16 @@ from typing import Any, Literal, Protocol, runtime_checkable
 import torch
 from torch import Tensor
 
-from physkan.physics.losses import conservation_loss, euler_lagrange_loss, metric_flatness_loss
+from physkan.physics.losses import (
+    conservation_loss,
+    euler_lagrange_loss,
+    metric_flatness_loss,
+    symplectic_loss,
+)
 
 __all__ = [
     "DATASET_KEYS",
+    "HamiltonianObjective",
     "OBJECTIVES",
     "Batch",
     "ConservationObjective",
@@ -125,6 +133,20 @@ class LagrangianObjective:
 
 
 @dataclass
+class HamiltonianObjective:
+    """Symplectic loss (q_dot = dH/dp, p_dot = -dH/dq): the model is H ``(N, 2n) -> (N, 1)``.
+
+    Batch: ``z (N, 2n) = [q, p]``, ``zdot (N, 2n)`` observed time derivatives.
+    """
+
+    def loss(self, model: ModelFn, batch: Batch) -> Tensor:
+        return symplectic_loss(model, _get(batch, "z", "hamiltonian"), _get(batch, "zdot", "hamiltonian"))
+
+    def grid_samples(self, batch: Batch) -> Tensor:
+        return _get(batch, "z", "hamiltonian")
+
+
+@dataclass
 class ConservationObjective:
     """Conserved quantities of ``dz/dt = f(z)``: the model maps ``(N, d) -> (N, m)``.
 
@@ -185,6 +207,7 @@ ObjectiveFactory = Callable[..., Objective]
 OBJECTIVES: dict[str, ObjectiveFactory] = {
     "regression": RegressionObjective,
     "lagrangian": LagrangianObjective,
+    "hamiltonian": HamiltonianObjective,
     "conservation": ConservationObjective,
     "metric": MetricObjective,
 }
@@ -195,6 +218,7 @@ OBJECTIVES: dict[str, ObjectiveFactory] = {
 DATASET_KEYS: dict[str, tuple[str, str | None]] = {
     "regression": ("x", "y"),
     "lagrangian": ("state", "qddot"),
+    "hamiltonian": ("z", "zdot"),
     "conservation": ("z", "f"),
     "metric": ("r", None),
 }

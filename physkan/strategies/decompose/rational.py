@@ -24,13 +24,17 @@ from torch import Tensor
 from physkan.budget import current_budget
 from physkan.symbolic.simplify import clean_formula, snap_to_data
 
-__all__ = ["MAX_COLUMNS", "monomial_exponents", "rational_fit"]
+__all__ = ["MAX_COLUMNS", "MAX_FLOATS", "monomial_exponents", "rational_fit"]
 
 #: At most this many unknowns (coefficients of ``P`` and ``Q`` together) per SVD.
 MAX_COLUMNS = 180
 #: At most this many monomials in ``P`` and ``Q`` together (a Pade approximant of a
 #: non-rational law fits smooth data closely too, but with many terms).
 MAX_TERMS = 12
+#: On exact data (``rtol`` at most :data:`EXACT_RTOL`) a law may keep at most this many
+#: constants that do not snap (a Pade approximant of ``1/(exp(a) - 1)`` keeps a dozen).
+MAX_FLOATS = 2
+EXACT_RTOL = 1e-8
 #: Reweighted refits of the null vector (they turn the algebraic fit into a least-squares fit of t).
 SK_ITERATIONS = 3
 
@@ -138,7 +142,8 @@ def rational_fit(
 
     Degrees are tried lowest first; a degree whose ``2·#monomials`` exceeds ``max_columns``
     (or a quarter of the samples) ends the search; a fit that keeps more than ``max_terms``
-    monomials after sparsification is rejected.
+    monomials after sparsification is rejected, and so is, on exact data (``rtol <=``
+    :data:`EXACT_RTOL`), one that keeps more than :data:`MAX_FLOATS` unsnapped constants.
     """
     x, t = x.double(), t.double().reshape(-1)
     n = x.shape[1]
@@ -163,6 +168,8 @@ def rational_fit(
         try:
             expr = clean_formula(snap_to_data(expr, variables, x, t, rel_slack=0.5, abs_slack=rtol))
         except (TypeError, ValueError, ZeroDivisionError, OverflowError):
+            continue
+        if rtol <= EXACT_RTOL and len(expr.atoms(sympy.Float)) > MAX_FLOATS:  # an approximant, not a law
             continue
         return expr
     return None
