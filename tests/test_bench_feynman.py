@@ -34,6 +34,10 @@ def test_bench_runs_rows_and_reports_rate(tmp_path: Path) -> None:
         assert row.recovered, row.formula
         assert row.test_rmse < 1e-6
     assert summary.rate == 1.0
+    times = sorted(r.seconds for r in summary.rows)
+    out = summary.to_json()
+    assert (out["median_seconds"], out["p90_seconds"], out["max_seconds"]) == tuple(
+        round(t, 3) for t in (times[0], times[1], times[1]))
 
 
 @pytest.mark.recovery
@@ -77,6 +81,7 @@ def test_bench_time_budget_bounds_every_row(tmp_path: Path) -> None:
     assert row.seconds <= 6.0 * 1.1, row.seconds
     assert row.budget_exhausted and not row.over_budget and not row.recovered
     assert summary.to_json()["over_budget"] == 0
+    assert summary.to_json()["max_seconds"] == round(row.seconds, 3)
 
 
 @pytest.mark.recovery

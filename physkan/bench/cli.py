@@ -79,7 +79,8 @@ def feynman_command(csv_path: Path, limit: int | None, names: tuple[str, ...], j
         raise BenchError(str(exc)) from None
     Console().print(_table(summary))
     click.echo(f"recovery rate: {summary.n_recovered}/{summary.n} = {summary.rate:.1%} "
-               f"in {summary.seconds:.1f} s" + (f"; {summary.n_over_budget} over budget" if summary.n_over_budget else ""))  # fmt: skip
+               f"in {summary.seconds:.1f} s; per row median {summary.quantile_seconds(0.5):.1f} s, "
+               f"p90 {summary.quantile_seconds(0.9):.1f} s, max {summary.quantile_seconds(1.0):.1f} s" + (f"; {summary.n_over_budget} over budget" if summary.n_over_budget else ""))  # fmt: skip
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps(summary.to_json(), indent=2) + "\n")

@@ -13,6 +13,7 @@ it (``budget_exhausted`` records whether it was cut short); a row over ``S`` by 
 
 from __future__ import annotations
 
+import math
 import signal
 import threading
 import time
@@ -78,13 +79,24 @@ class BenchSummary:
     def n_over_budget(self) -> int:
         return sum(r.over_budget for r in self.rows)
 
+    def quantile_seconds(self, q: float) -> float:
+        """The ``q``-quantile (0..1, nearest rank) of the per-row wall times, seconds."""
+        times = sorted(r.seconds for r in self.rows)
+        if not times:
+            return 0.0
+        return times[min(len(times) - 1, max(0, math.ceil(q * len(times)) - 1))]
+
     def to_json(self) -> dict[str, Any]:
-        """A JSON-ready dict: ``rows``, ``n``, ``recovered``, ``rate``, ``seconds``."""
+        """A JSON-ready dict: ``rows``, ``n``, ``recovered``, ``rate``, ``seconds`` (total),
+        ``median_seconds``, ``p90_seconds``, ``max_seconds`` (per row), ``over_budget``."""
         return {
             "n": self.n,
             "recovered": self.n_recovered,
             "rate": self.rate,
             "seconds": round(self.seconds, 3),
+            "median_seconds": round(self.quantile_seconds(0.5), 3),
+            "p90_seconds": round(self.quantile_seconds(0.9), 3),
+            "max_seconds": round(self.quantile_seconds(1.0), 3),
             "over_budget": self.n_over_budget,
             "rows": [asdict(r) for r in self.rows],
         }
