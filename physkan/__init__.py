@@ -20,6 +20,7 @@ import sys
 import types
 
 from physkan import registry as _registry
+from physkan._lazy import lazy_exports
 
 
 def _load_plugins() -> None:
@@ -78,18 +79,7 @@ class _Root(types.ModuleType):
 sys.modules[__name__].__class__ = _Root
 
 
-def __getattr__(name: str) -> object:
-    """Import a public name's module on first use (PEP 562)."""
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'physkan' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, relative=False)
 
 
 __all__ = [

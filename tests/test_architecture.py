@@ -46,7 +46,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("symbolic",),
     ("kan",),
     ("io",),
-    ("_fs", "registry", "errors", "_version", "budget"),
+    ("_fs", "registry", "errors", "_version", "budget", "_lazy"),
 )
 RANK: dict[str, int] = {pkg: len(LAYERS) - i for i, layer in enumerate(LAYERS) for pkg in layer}
 
@@ -58,12 +58,12 @@ CORE = tuple(pkg for pkg, rank in RANK.items() if rank < RANK["plugins"])
 
 #: what the bottom modules may import from physkan.
 BOTTOM_ALLOWED = {"_fs": (), "errors": (), "_version": (), "registry": ("physkan.errors",),
-                  "budget": ("physkan.errors",)}
+                  "budget": ("physkan.errors",), "_lazy": ()}
 
 #: the zoo modules a server process imports: they must stay light (no torch) at import time.
 ZOO_SERVING = ("physkan.zoo.server",)
 HEAVY_EXTERNAL = ("torch", "lightning", "pytorch_lightning", "sympy", "torchdiffeq")
-LIGHT_PACKAGES = ("zoo", "_fs", "registry", "errors", "_version")
+LIGHT_PACKAGES = ("zoo", "_fs", "registry", "errors", "_version", "_lazy")
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ nor sympy: ``from physkan.problems import load_problem`` works as before.
 
 from __future__ import annotations
 
-import importlib
+from physkan._lazy import lazy_exports
 
 #: public name -> submodule (of this package) it lives in; imported on first use.
 _LAZY = {
@@ -59,18 +59,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> object:
-    """Import a public name's submodule on first use (PEP 562)."""
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'physkan.problems' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 
 
 __all__ = sorted(_LAZY)

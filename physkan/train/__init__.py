@@ -11,7 +11,7 @@
   optimiser and LBFGS step both engines share), everything else on Lightning.
 """
 
-import importlib
+from physkan._lazy import lazy_exports
 
 #: public name -> submodule; imported on first use (PEP 562), so ``physkan.train.objectives``
 #: (the plugin host registers objectives through it) does not import Lightning.
@@ -44,18 +44,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> object:
-    """Import a public name's submodule on first use (PEP 562)."""
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'physkan.train' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 
 
 __all__ = [
