@@ -51,6 +51,7 @@ def run_once(problem: str, threads: int, timeout: float, engine: str | None = No
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
     if engine is not None:  # "auto" or "lightning" (PHYSKAN_TRAIN_ENGINE, physkan/train/plain.py)
         env["PHYSKAN_TRAIN_ENGINE"] = engine
+    load = os.getloadavg()[0]
     t0, c0 = time.perf_counter(), _children_cpu()
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout,
@@ -64,6 +65,7 @@ def run_once(problem: str, threads: int, timeout: float, engine: str | None = No
     return {
         "wall_s": wall,
         "cpu_s": cpu,  # user + system CPU of the process: far less sensitive to machine load
+        "load_average": load,  # 1-minute load average when the run started
         "seconds": answer.get("seconds"),
         "recovered": answer.get("recovered"),
         "formula": answer.get("formula"),
@@ -125,8 +127,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 / statistics.median(r["cpu_s"] for r in lightning),
                 "same_formulas": [r["formula"] for r in runs] == [r["formula"] for r in lightning],
             }  # fmt: skip
+        result["problems"][problem]["median_cpu_s"] = statistics.median(r["cpu_s"] for r in runs)
         print(f"{problem:10s} median {statistics.median(walls):6.2f} s wall "
-              f"(runs: {', '.join(f'{w:.2f}' for w in walls)}), "
+              f"(runs: {', '.join(f'{w:.2f}' for w in walls)}; outside the pipeline "
+              f"{statistics.median(outside) if outside else float('nan'):.2f} s, CPU "
+              f"{result['problems'][problem]['median_cpu_s']:.2f} s, load "
+              f"{max(r['load_average'] for r in runs):.1f}), "
               f"recovered: {result['problems'][problem]['all_recovered']}")  # fmt: skip
         if lightning:
             row = result["problems"][problem]["lightning"]

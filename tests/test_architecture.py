@@ -100,7 +100,7 @@ def package_of(module: str) -> str:
     belongs to the ``cli`` layer: it may import anything below, and only the CLI imports it.
     """
     parts = module.split(".")
-    if len(parts) == 3 and parts[2] in CLI_MODULES:
+    if len(parts) in (2, 3) and parts[-1] in CLI_MODULES:  # physkan.__main__ too
         return "cli"
     return parts[1] if len(parts) > 1 else ""
 

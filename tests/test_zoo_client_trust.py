@@ -28,11 +28,11 @@ from _zoo_cli import assert_user_error, run
 import physkan
 from physkan._fs import temp_path
 from physkan.zoo import ModelCard, ZooError, verify_file, write_model_file
+from physkan.zoo.cache import fetch_to_cache
 from physkan.zoo.client import (
     DEFAULT_MAX_DOWNLOAD_BYTES,
     MAX_DOWNLOAD_ENV,
     ZooClient,
-    fetch_to_cache,
     remove_stale_temps,
 )
 
@@ -523,7 +523,7 @@ def test_remove_stale_temps_rules(tmp_path: Path) -> None:
 _PULL_SCRIPT = """
 import sys, types
 pkg = types.ModuleType("physkan"); pkg.__path__ = [sys.argv[1]]; sys.modules["physkan"] = pkg
-from physkan.zoo.client import fetch_to_cache
+from physkan.zoo.cache import fetch_to_cache
 fetch_to_cache("killed", sys.argv[2], sys.argv[3])
 """
 

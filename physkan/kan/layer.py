@@ -6,9 +6,10 @@ Each edge is ``phi(x) = scale_base * b(x) + scale_sp * spline(x)`` (pykan's sema
 
 The hot path evaluates the basis ``(N, in, n_basis)`` once and contracts it with all edges
 in a single matmul; no ``(N, in, out, n_basis)`` tensor is ever built. For B-splines on
-larger grids the *local* path (:mod:`physkan.kan.local_spline`) skips the dense basis and
-touches only the ``k + 1`` non-zero functions per input; :attr:`KANLayer.spline_path`
-chooses (``"auto"``: the cost rule :func:`~physkan.kan.local_spline.prefer_local`).
+larger grids the *local* path (:mod:`physkan.kan.local_spline`) evaluates only the ``k + 1``
+non-zero functions per input (closed form on uniform grids) and, there, shares its GEMMs
+with the base branch; :attr:`KANLayer.spline_path` chooses (``"auto"``: the cost rule
+:func:`~physkan.kan.local_spline.prefer_local`).
 Per-edge activations ``(N, in, out)`` are computed only on request (:meth:`edge_activations`).
 """
 
@@ -26,7 +27,7 @@ from physkan.kan.local_spline import local_spline_contract, prefer_local
 __all__ = ["KANLayer", "BASE_FUNCTIONS", "SPLINE_PATHS", "set_symbolic_resolver"]
 
 #: How the spline branch is contracted: ``"auto"`` (cost rule), ``"dense"`` (basis matmul) or
-#: ``"local"`` (B-splines only: the ``k + 1`` active functions, no dense basis).
+#: ``"local"`` (B-splines only: the ``k + 1`` active functions, no basis recursion).
 SPLINE_PATHS = ("auto", "dense", "local")
 
 #: ``name -> symbolic function`` (an object with ``torch_fn``) for symbolic edges. Installed by
@@ -197,14 +198,14 @@ class KANLayer(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """``(N, in_dim) -> (N, out_dim)``: basis, then one matmul (+ symbolic edges)."""
         w_spline, w_base = self.numeric_weights()
-        if self.uses_local_path(x.shape[0]):
-            y = local_spline_contract(x, self.grid, self.k, w_spline)
+        base = self._base(x)
+        if self.uses_local_path(x.shape[0]):  # the base branch shares the spline GEMMs
+            y = local_spline_contract(x, self.grid, self.k, w_spline, base, None if base is None else w_base)
         else:
             basis = self.basis.evaluate(x, self.grid, self.k)  # (N, in, nb)
             y = basis.reshape(x.shape[0], -1) @ w_spline
-        base = self._base(x)
-        if base is not None:
-            y = y + base @ w_base
+            if base is not None:
+                y = y + base @ w_base
         if self.has_symbolic:
             y = y + self.symbolic_output(x)
         return y

@@ -1,4 +1,5 @@
-"""Local-support B-spline contraction: a KAN layer's spline branch without a dense basis.
+"""Local-support B-spline contraction: a KAN layer's spline branch from the ``k + 1`` active
+functions per input.
 
 A B-spline of order ``k`` has only ``k + 1`` non-zero functions at each point. The spline
 branch of a layer is
@@ -18,10 +19,12 @@ so any order of derivatives comes from the same three kernels (:class:`_Apply` a
 Two routes give the same numbers:
 
 * **fused** (uniform grids, the default after grid init and ``grid_eps = 1`` updates): one
-  autograd node; the forward evaluates the closed-form local polynomials, builds the row
-  table once and runs ``A``; a first-order backward reuses them: ``S`` for ``C`` and ``D``
-  times the derivative polynomials for ``x``. A backward that must itself be differentiable
-  (``create_graph=True``: Hessians of physics losses) differentiates the composable route.
+  autograd node, :class:`~physkan.kan.local_fused.UniformSpline`: closed-form local
+  polynomials and one int64 row table, scattered into a (reused) dense basis with the base
+  branch as extra columns, so the forward and both backward products are single GEMMs of
+  the dense matmul's shape, plus one ``gather`` for ``dx``. A backward that must itself be
+  differentiable (``create_graph=True``: Hessians of physics losses) differentiates the
+  composable route.
 * **composable** (any grid): :func:`~physkan.kan.local_basis.bspline_local` (differentiable
   to any order) and :class:`_Apply`.
 
@@ -30,20 +33,16 @@ Two routes give the same numbers:
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import torch
 from torch import Tensor
 from torch.autograd import Function
 
-from physkan.kan.local_basis import (
-    bspline_local,
-    derivative,
-    poly_rows,
-    uniform_bspline_matrix,
-    uniform_grid,
-)
-from physkan.kan.local_kernels import Rows, apply, dot, local_rows, outer, scratch
+from physkan.kan.local_basis import bspline_local, uniform_grid
+from physkan.kan.local_fused import UniformSpline
+from physkan.kan.local_kernels import Rows, apply, dot, local_rows, outer
 
 __all__ = ["local_spline_contract", "prefer_local", "MIN_LOCAL_SAVING", "MIN_LOCAL_WORK"]
 
@@ -123,59 +122,32 @@ def _composable(x: Tensor, grid: Tensor, k: int, coef: Tensor) -> Tensor:
     return _Apply.apply(values.reshape(x.shape[0], -1), coef, rows)
 
 
-class _UniformSpline(Function):
-    """Fused route on a uniform grid ``t0 + h * j``: ``x (N, in)``, ``coef (R, out)``."""
-
-    @staticmethod
-    def forward(ctx: Any, x: Tensor, coef: Tensor, grid: Tensor, t0: Tensor, h: Tensor, k: int) -> Tensor:
-        n_basis = grid.shape[1] - 1 - k
-        u = (x - t0) / h
-        span = torch.floor(u)
-        f = u.sub_(span)  # offset in the knot interval, [0, 1]
-        rows = local_rows(span.clamp_(-1, n_basis + k), n_basis, k)
-        values = poly_rows(f, uniform_bspline_matrix(k))  # (N, k+1, in)
-        if rows.valid is not None:
-            values.mul_(rows.valid)
-        ctx.save_for_backward(x, coef, grid, h, values, f)
-        ctx.rows, ctx.k = rows, k
-        return apply(values, coef, rows)
-
-    @staticmethod
-    def backward(ctx: Any, g: Tensor) -> tuple[Tensor | None, ...]:
-        x, coef, grid, h, values, f = ctx.saved_tensors
-        need_x, need_c = ctx.needs_input_grad[:2]
-        if torch.is_grad_enabled():  # create_graph: differentiate the composable route
-            inputs = [t for t, need in ((x, need_x), (coef, need_c)) if need]
-            with torch.enable_grad():
-                y = _composable(x, grid, ctx.k, coef)
-            grads = iter(torch.autograd.grad(y, inputs, g, create_graph=True))
-            return (next(grads) if need_x else None, next(grads) if need_c else None, None, None, None, None)
-        rows, gx, gc = ctx.rows, None, None
-        if need_x:
-            # both (N, k+1, in) products are consumed here: reused scratch, no page faults
-            d = dot(g, coef, rows, out=scratch("d", values.shape, values)).view(values.shape)
-            slope = poly_rows(f, derivative(uniform_bspline_matrix(ctx.k)), scratch("slope", values.shape, values))
-            if rows.valid is not None:
-                slope.mul_(rows.valid)
-            gx = d.mul_(slope).sum(1).div_(h)
-        if need_c:
-            gc = outer(values, g, rows)
-        return gx, gc, None, None, None, None
-
-
-def local_spline_contract(x: Tensor, grid: Tensor, k: int, coef: Tensor) -> Tensor:
-    """Spline branch ``sum_i spline_i(x_i)`` through the local-support path.
+def local_spline_contract(
+    x: Tensor, grid: Tensor, k: int, coef: Tensor, base: Tensor | None = None, w_base: Tensor | None = None
+) -> Tensor:
+    """Spline branch ``sum_i spline_i(x_i)`` (plus ``base @ w_base``) through the local path.
 
     Args:
         x: inputs ``(N, in)``.
         grid: knots ``(in, M)`` of a B-spline basis of order ``k`` (``M - 1 - k`` functions).
         coef: effective coefficients ``(in * n_basis, out)`` (scales and masks folded in,
             as :meth:`~physkan.kan.layer.KANLayer.numeric_weights` returns them).
+        base, w_base: optional base branch, values ``(N, in)`` (e.g. ``silu(x)``) and weights
+            ``(in, out)``; on uniform grids it shares the spline branch's GEMMs.
     Returns:
-        ``(N, out)``, equal to ``bspline_basis(x, grid, k).reshape(N, -1) @ coef``,
-        differentiable to any order in ``x`` and ``coef``.
+        ``(N, out)``, equal to ``bspline_basis(x, grid, k).reshape(N, -1) @ coef`` (+ ``base @
+        w_base``), differentiable to any order in every tensor argument.
     """
+    if (base is None) != (w_base is None):
+        raise ValueError("base and w_base: give both or neither")
     uniform = uniform_grid(grid)
     if uniform is None:
-        return _composable(x, grid, k, coef)
-    return _UniformSpline.apply(x, coef, grid, uniform[0], uniform[1], k)
+        y = _composable(x, grid, k, coef)
+        return y if base is None else y + base @ w_base
+    route = functools.partial(_composable_xc, grid, k)
+    return UniformSpline.apply(x, coef, base, w_base, uniform[0], uniform[1], k, route)
+
+
+def _composable_xc(grid: Tensor, k: int, x: Tensor, coef: Tensor) -> Tensor:
+    """:func:`_composable` with the grid bound first (the fused route's create_graph fallback)."""
+    return _composable(x, grid, k, coef)

@@ -1,4 +1,5 @@
-"""Trajectory integration (torchdiffeq) and rollout comparison of two vector fields."""
+"""Trajectory integration (torchdiffeq, imported on first use) and rollout comparison of two
+vector fields."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ from collections.abc import Callable
 
 import torch
 from torch import Tensor
-from torchdiffeq import odeint
 
 __all__ = ["autonomous", "integrate", "rollout_error"]
 
@@ -47,6 +47,9 @@ def integrate(
     Returns:
         ``(T, B, d)`` trajectory (``(T, d)`` for 1-D ``z0``); ``out[0] == z0``.
     """
+    # imported here: torchdiffeq imports scipy.integrate (~0.6 s), needless without rollouts
+    from torchdiffeq import odeint
+
     t = torch.as_tensor(t).to(dtype=z0.dtype, device=z0.device)
     return odeint(rhs, z0, t, method=method, rtol=rtol, atol=atol, options=options)
 

@@ -267,7 +267,7 @@ def _block_term(xi: Tensor, hi: Tensor, library) -> tuple[str, sympy.Expr, sympy
 def _block_formula(x: Tensor, y: Tensor, variables: Sequence[str], library, block: Sequence[int],
                    exact_rel: float) -> sympy.Expr | None:  # fmt: skip
     factors, comps, rel = _block_als(x, y, block)
-    if rel > 1e-4:
+    if rel > max(1e-4, 10 * exact_rel):  # the ALS residual is at least the noise
         return None
     symbols = [sympy.Symbol(v, real=True) for v in variables]
     single_expr: sympy.Expr = sympy.Integer(1)

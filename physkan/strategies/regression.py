@@ -27,7 +27,7 @@ no further structure is tried and the best formula so far is returned.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import sympy
@@ -37,6 +37,16 @@ from torch import Tensor
 from physkan.budget import current_budget
 from physkan.kan.network import MultKAN
 from physkan.problems import Dataset, ProblemSpec
+from physkan.strategies.answer import (
+    Trial,
+    better,
+    choose_simplest,
+    compiled_formula,
+    denoise_answer,
+    formula_test_rmse,
+    offer_trial,
+    rel_error,
+)
 from physkan.strategies.base import Discovery, Reporter
 from physkan.strategies.common import build_model, formula_rmse, sample_ranges, symbolic_stage
 from physkan.strategies.decompose.strategy import cheap_formula, decompose_formula
@@ -59,7 +69,6 @@ from physkan.strategies.structures import (
 from physkan.symbolic.edges import ENGINE_AUTO_SYMBOLIC, AutoSymbolicReport, auto_symbolic
 from physkan.symbolic.equivalence import equivalent
 from physkan.symbolic.formula import model_formula
-from physkan.symbolic.pareto import complexity, current_front, offer
 
 # ---- structure tries of other modules (issue 15) register here, e.g. the decomposer:
 # register_structure_try("decomposition", decompose_formula, after="product")
@@ -89,26 +98,6 @@ class _Candidate:
     block: bool = False
     kind: str = "width"  # one of structures.KINDS
     custom: StructureRun | None = None  # a registered structure try
-
-
-@dataclass
-class _Trial:
-    """A trained (and, if promising, symbolified) candidate."""
-
-    label: str
-    model: torch.nn.Module | None
-    formulas: list[sympy.Expr] = field(default_factory=list)
-    numeric_edges: list[tuple[int, int, int]] = field(default_factory=list)
-    report: AutoSymbolicReport | S2KANReport | None = None
-    rel_error: float = float("inf")  # relative test RMSE of the formula (or of the network)
-    model_test_rmse: float = float("inf")
-    test_rmse: float = float("inf")
-    mdl: dict[str, float] = field(default_factory=dict)  # S2KAN description length metrics (bits)
-    log_sign: int = 0  # a log-space network of log|y| (y = log_sign·exp(network)); 0: y itself
-
-    @property
-    def complete(self) -> bool:
-        return self.report is not None and self.report.complete and not self.numeric_edges
 
 
 def _regression_candidates(spec: ProblemSpec, data: Dataset) -> list[_Candidate]:
@@ -142,28 +131,7 @@ def _train_rmse(model: MultKAN, x: Tensor, y: Tensor) -> float:
         return float(((model(x) - y) ** 2).mean().sqrt())
 
 
-def _rel(err: float, y: Tensor) -> float:
-    return err / (float(y.std()) or 1.0)
-
-
-def _formula_test_rmse(formulas: list[sympy.Expr], data: Dataset) -> float:
-    """Test RMSE of closed-form formulas; ``inf`` when one leaves its domain (NaN)."""
-    err = formula_rmse(formulas, data.inputs, data.x_test, data.y_test)
-    return float("inf") if err != err else err
-
-
-def _compiled(spec: ProblemSpec, data: Dataset, expr: sympy.Expr) -> MultKAN | None:
-    """The found formula as a KAN (kanpiler), so the result has a model; ``None`` if it fails."""
-    from physkan.symbolic.compile import kanpiler
-
-    try:
-        return kanpiler(data.inputs, expr, ranges=sample_ranges(spec, data.inputs), output=data.outputs[0],
-                        dtype=torch.float64)  # fmt: skip
-    except Exception:  # noqa: BLE001 - the formula stands without a compiled model
-        return None
-
-
-def _run_product(cand: _Candidate, spec: ProblemSpec, data: Dataset, say: Reporter) -> _Trial | None:
+def _run_product(cand: _Candidate, spec: ProblemSpec, data: Dataset, say: Reporter) -> Trial | None:
     """The product structure (rank-one fit, symbolic factors, exact check, see ``product``),
     or a registered structure try (``cand.custom``)."""
     say(f"testing {cand.label}")
@@ -180,15 +148,15 @@ def _run_product(cand: _Candidate, spec: ProblemSpec, data: Dataset, say: Report
     if expr is None:
         say(f"{cand.label}: structure does not apply")
         return None
-    model = _compiled(spec, data, expr)  # None: the formula is kept without a model
-    trial = _Trial(cand.label, model, formulas=[expr], report=AutoSymbolicReport())
+    model = compiled_formula(spec, data, expr)  # None: the formula is kept without a model
+    trial = Trial(cand.label, model, formulas=[expr], report=AutoSymbolicReport())
     trial.test_rmse = formula_rmse([expr], data.inputs, data.x_test, data.y_test)
     trial.model_test_rmse = trial.test_rmse
-    trial.rel_error = _rel(trial.test_rmse, data.y_test)
+    trial.rel_error = rel_error(trial.test_rmse, data.y_test)
     return trial
 
 
-def _run_candidate(cand: _Candidate, spec: ProblemSpec, data: Dataset, say: Reporter) -> _Trial | None:
+def _run_candidate(cand: _Candidate, spec: ProblemSpec, data: Dataset, say: Reporter) -> Trial | None:
     """Train one structure; if its network is accurate, make it symbolic and export it."""
     from physkan.interpret.prune import prune
     from physkan.train import fit
@@ -217,24 +185,24 @@ def _run_candidate(cand: _Candidate, spec: ProblemSpec, data: Dataset, say: Repo
     else:  # a short probe first: a wrong structure shows a large error within a few steps
         probe = min(steps, PROBE_STEPS)
         fit(model, RegressionObjective(), train, steps=probe, **grid_kw)
-        rel = _rel(_train_rmse(model, data.x_train, y_train), y_train)
+        rel = rel_error(_train_rmse(model, data.x_train, y_train), y_train)
         if rel < PROBE_GATE and steps > probe and not current_budget().expired():
             fit(model, RegressionObjective(), train, steps=steps - probe, **grid_kw)
     if wide and spec.discover.prune and not current_budget().expired():
         say("pruning")
         model = prune(model, data.x_train, node_th=spec.discover.node_th, edge_th=spec.discover.edge_th)
         fit(model, RegressionObjective(), train, steps=steps)
-    rel = _rel(_train_rmse(model, data.x_train, y_train), y_train)
+    rel = rel_error(_train_rmse(model, data.x_train, y_train), y_train)
 
     def spline_predict(x: Tensor) -> Tensor:
         with torch.no_grad():
             out = model(x)
         return sign * out.exp() if cand.log_space else out
 
-    trial = _Trial(cand.label, model, log_sign=sign)
+    trial = Trial(cand.label, model, log_sign=sign)
     trial.model_test_rmse = float(((spline_predict(data.x_test) - data.y_test) ** 2).mean().sqrt())
     trial.test_rmse = trial.model_test_rmse
-    trial.rel_error = _rel(trial.model_test_rmse, data.y_test)
+    trial.rel_error = rel_error(trial.model_test_rmse, data.y_test)
     if rel >= SPLINE_GATE:
         say(f"{model.width_spec} leaves relative error {rel:.1e}; trying a larger network")
         return trial
@@ -260,7 +228,7 @@ def _run_candidate(cand: _Candidate, spec: ProblemSpec, data: Dataset, say: Repo
     if cand.log_space:
         if not trial.report.complete:
             return trial
-        log_rel = _rel(_train_rmse(model, data.x_train, y_train), y_train)
+        log_rel = rel_error(_train_rmse(model, data.x_train, y_train), y_train)
         if expr is None and log_rel > max(LOG_EXACT_REL, 10 * spec.data.noise):
             # only a (near-)exact log-space law is worth the sympy work of exponentiating it
             say(f"log-space symbolic fit not exact (relative error {log_rel:.1e})")
@@ -268,7 +236,7 @@ def _run_candidate(cand: _Candidate, spec: ProblemSpec, data: Dataset, say: Repo
         try:
             if expr is None:
                 expr = log_formula(model, data.inputs, sign, data.x_train, data.y_train)
-            compiled = _compiled(spec, data, expr)
+            compiled = compiled_formula(spec, data, expr)
             if compiled is not None:  # the law as a KAN in y-space, not the log-space network
                 trial.model, trial.log_sign = compiled, 0
         except (TypeError, ValueError, ZeroDivisionError, OverflowError) as exc:
@@ -283,12 +251,12 @@ def _run_candidate(cand: _Candidate, spec: ProblemSpec, data: Dataset, say: Repo
             trial.model_test_rmse = float(((model(data.x_test) - data.y_test) ** 2).mean().sqrt())
         trial.test_rmse = trial.model_test_rmse
     if trial.complete:
-        trial.test_rmse = _formula_test_rmse(trial.formulas, data)
-    trial.rel_error = _rel(trial.test_rmse, data.y_test)
+        trial.test_rmse = formula_test_rmse(trial.formulas, data)
+    trial.rel_error = rel_error(trial.test_rmse, data.y_test)
     return trial
 
 
-def _run_s2kan(cand: _Candidate, spec: ProblemSpec, data: Dataset, say: Reporter) -> _Trial:
+def _run_s2kan(cand: _Candidate, spec: ProblemSpec, data: Dataset, say: Reporter) -> Trial:
     """``[model] kind = "s2kan"``: the structure is fitted by an S2KAN whose MDL gates pick
     each edge's terms (see :mod:`physkan.s2kan`); no separate symbolic stage."""
     from physkan.strategies.s2kan_fit import fit_s2kan
@@ -296,54 +264,23 @@ def _run_s2kan(cand: _Candidate, spec: ProblemSpec, data: Dataset, say: Reporter
     width = cand.width or spec.model.width or [len(data.inputs), len(data.outputs)]
     say(f"training S2KAN {cand.label}: {width}")
     res = fit_s2kan(spec, data, width, log_space=cand.log_space, warmup_gate=SPLINE_GATE)
-    trial = _Trial(cand.label, res.model, formulas=res.formulas, numeric_edges=res.spline_edges,
+    trial = Trial(cand.label, res.model, formulas=res.formulas, numeric_edges=res.spline_edges,
                    report=S2KANReport.of(res.model))  # fmt: skip
     trial.model_test_rmse = trial.test_rmse = res.test_rmse
     trial.mdl = res.description_length.metrics()
     if trial.complete:
-        trial.test_rmse = _formula_test_rmse(trial.formulas, data)
+        trial.test_rmse = formula_test_rmse(trial.formulas, data)
         if cand.log_space:  # the law as a model in y-space, not the log-space network
-            trial.model = _compiled(spec, data, trial.formulas[0]) or res.model
-    trial.rel_error = _rel(trial.test_rmse, data.y_test)
+            trial.model = compiled_formula(spec, data, trial.formulas[0]) or res.model
+    trial.rel_error = rel_error(trial.test_rmse, data.y_test)
     say(f"S2KAN {cand.label}: {'closed form' if trial.complete else 'splines kept'}, "
         f"relative test RMSE {trial.rel_error:.1e}, description length {res.description_length.total_bits:.0f} bits")  # fmt: skip
     return trial
 
 
-def _better(a: _Trial, b: _Trial | None) -> bool:
-    """Is ``a`` preferable to ``b``? Closed-form formulas first, then the smaller error."""
-    if b is None:
-        return True
-    if a.complete != b.complete and (a.complete and a.rel_error < 1e-3 or b.complete and b.rel_error < 1e-3):
-        return a.complete
-    return a.rel_error < b.rel_error
-
-
-def _offer(trial: _Trial) -> None:
-    """Offer a closed-form single-output trial to the Pareto front in force."""
-    if len(trial.formulas) == 1 and trial.complete:
-        offer(trial.formulas[0], trial.test_rmse, trial.label)
-
-
-def _choose_simplest(best: _Trial, spec: ProblemSpec, data: Dataset, tolerance: float, say: Reporter) -> None:
-    """Replace ``best``'s formula by the simplest one of the front within ``tolerance``
-    (absolute RMSE) of the front's best, when that is at least as accurate as ``best``."""
-    front = current_front()
-    chosen = front.choose(tolerance) if front is not None else None
-    if chosen is None or len(best.formulas) > 1 or chosen.test_rmse > best.test_rmse + tolerance:
-        return
-    if best.formulas and best.complete and chosen.complexity >= complexity(best.formulas[0]):
-        return
-    say(f"choosing the simpler formula {chosen.formula} ({chosen.source})")
-    best.label, best.formulas, best.numeric_edges = f"{best.label} -> {chosen.source}", [chosen.formula], []
-    best.test_rmse, best.rel_error = chosen.test_rmse, _rel(chosen.test_rmse, data.y_test)
-    best.model = _compiled(spec, data, chosen.formula) or best.model
-    best.report = best.report if best.report is not None and best.report.complete else AutoSymbolicReport()
-
-
 def discover_regression(spec: ProblemSpec, data: Dataset, say: Reporter) -> Discovery:
     """Occam structure search with an early exit on an exact symbolic fit; verify."""
-    best: _Trial | None = None
+    best: Trial | None = None
     budget = current_budget()
     exact_rel = exact_rel_tolerance(spec.data.noise)
     for cand in _regression_candidates(spec, data):
@@ -354,8 +291,8 @@ def discover_regression(spec: ProblemSpec, data: Dataset, say: Reporter) -> Disc
         trial = _run_candidate(cand, spec, data, say)
         if trial is None:
             continue
-        _offer(trial)
-        if _better(trial, best):
+        offer_trial(trial)
+        if better(trial, best):
             best = trial
         if trial.complete and trial.rel_error < exact_rel:
             say(f"{cand.label}: exact symbolic fit (relative test RMSE {trial.rel_error:.1e})")
@@ -366,7 +303,9 @@ def discover_regression(spec: ProblemSpec, data: Dataset, say: Reporter) -> Disc
         best.formulas, best.numeric_edges = formula.expressions, formula.numeric_edges
         if best.log_sign:  # the network is of log|y|
             best.formulas = [best.log_sign * sympy.exp(e) for e in best.formulas]
-    _choose_simplest(best, spec, data, exact_rel * (float(data.y_test.std()) or 1.0), say)
+    tolerance = exact_rel * (float(data.y_test.std()) or 1.0)
+    denoise_answer(best, spec, data, tolerance, say)
+    choose_simplest(best, spec, data, tolerance, say)
     metrics = {"model_test_rmse": best.model_test_rmse, "test_rmse": best.test_rmse}
     metrics.update(best.mdl)
     recovered, why = _check_regression(spec, best.formulas, data)

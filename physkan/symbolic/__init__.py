@@ -7,6 +7,7 @@ formula function table, ``lambdify_numpy``/``lambdify_torch``).
 """
 
 from physkan.symbolic.compile import kanpiler
+from physkan.symbolic.denoise import denoise_formula
 from physkan.symbolic.edges import (
     ENGINE_AUTO_SYMBOLIC,
     AutoSymbolicReport,
@@ -59,6 +60,7 @@ from physkan.symbolic.simplify import (
     to_latex,
     to_text,
 )
+from physkan.symbolic.snap_noise import snap_to_noise
 
 __all__ = [
     "ENGINE_AUTO_SYMBOLIC",
@@ -107,6 +109,8 @@ __all__ = [
     "score_candidate",
     "snap_constants",
     "snap_to_data",
+    "snap_to_noise",
+    "denoise_formula",
     "snap_value",
     "suggest_symbolic",
     "to_latex",

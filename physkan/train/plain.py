@@ -4,7 +4,9 @@ Lightning is the training engine (DDP, GPUs, ``physkan train``, progress bars, v
 callbacks), but importing it costs seconds (torchmetrics, ``torch._dynamo``) and a Trainer
 is set up and torn down per fit, while discovery makes many tiny full-batch LBFGS fits on
 the CPU. :func:`fit` therefore runs such a fit in a plain loop (:func:`plain_fit`) that
-uses the very same loss, optimiser and LBFGS closure (:class:`~physkan.train.core.TrainingCore`),
+uses the very same loss and LBFGS closure (:class:`~physkan.train.core.TrainingCore`) and
+the same optimiser algorithm (:class:`physkan.train.lbfgs.LBFGS`: ``torch.optim.LBFGS``'s
+steps without its ~2 s ``torch._dynamo`` import),
 seeds the same generators, updates grids, stops early and at the time budget's deadline at
 the same steps, runs float64 steps under the same default dtype and draws the random
 number a ``DataLoader`` draws: the results (parameters, history, final loss, the global
@@ -130,7 +132,7 @@ def plain_fit(
         raise ValueError("plain_fit runs LBFGS only; Adam fits go through Lightning")
     budget = current_budget()
     core.deadline = budget.deadline
-    opt = core.configure_optimizers()  # the module's train/eval mode is left as it is (as Lightning)
+    opt = core.configure_optimizers(standalone=True)  # train/eval mode left as it is (as Lightning)
     torch.empty((), dtype=torch.int64).random_()  # the seed a DataLoader iterator draws
     start = time.perf_counter()
     with _default_dtype(dtype):

@@ -17,8 +17,9 @@ from typing import Any
 
 from physkan import _fs
 from physkan.zoo import store
+from physkan.zoo.cache import ZooCache, fetch_to_cache
 from physkan.zoo.card import ModelCard, ZooError, parse_spec
-from physkan.zoo.client import ZooCache, ZooClient, fetch_to_cache
+from physkan.zoo.client import ZooClient
 from physkan.zoo.local import LocalZoo, ModelRef, default_cache_dir, default_zoo_dir
 
 _log = logging.getLogger("physkan.zoo")

@@ -1,11 +1,4 @@
-"""HTTP client for a zoo server (httpx) and the local download cache.
-
-The cache keeps downloaded files as ``CACHE/<name>/<version>.h5`` and, per
-model, ``CACHE/<name>/refs.json`` mapping the ref that was asked for
-(``"latest"``, ``"prod"``, ``"3"``) to ``{"version", "sha256"}``. A cached ref
-is revalidated with ``If-None-Match: "<sha256>"``; ``304`` means it is still
-current, so nothing is downloaded. Pinned versions are immutable and are
-served from the cache without asking the server.
+"""HTTP client for a zoo server (httpx); the download cache is :mod:`physkan.zoo.cache`.
 
 The server is not trusted. Every answer is checked before it is used: the
 status code, the JSON shape (pydantic, strict), the ``ETag`` (a quoted
@@ -14,7 +7,8 @@ streamed into a temp file under a byte cap and a deadline, then fully
 verified (payload sha256 = ETag, card name = the name asked for, card version
 = ``X-Zoo-Version`` = the version asked for) before it is moved into place.
 File names are built from the (locally validated) spec and the checked
-version only. Anything wrong raises :class:`~physkan.zoo.card.ZooError`.
+version only. Anything wrong raises :class:`~physkan.zoo.card.ZooError`. The JSON shapes
+and text checks are in :mod:`physkan.zoo.answers`.
 """
 
 from __future__ import annotations
@@ -24,27 +18,35 @@ import json
 import os
 import re
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
 from physkan import _fs
+from physkan.zoo.answers import (
+    DIGITS_RE,
+    AliasSetAnswer,
+    AnswerT,
+    HealthAnswer,
+    ModelInfoAnswer,
+    ModelListAnswer,
+    UploadedAnswer,
+    positive_int,
+    printable,
+    reasons,
+)
 from physkan.zoo.card import ModelCard, Spec, ZooError, parse_spec, validate_name
-from physkan.zoo.local import ModelRef
-from physkan.zoo.store import StoredModel, read_header, read_model_file
+from physkan.zoo.store import StoredModel, read_model_file
 
 __all__ = [
     "DEFAULT_DOWNLOAD_TIMEOUT_S",
     "DEFAULT_MAX_DOWNLOAD_BYTES",
     "MAX_DOWNLOAD_ENV",
     "Download",
-    "ZooCache",
     "ZooClient",
     "ZooConnectionError",
-    "fetch_to_cache",
     "remove_stale_temps",
 ]
 
@@ -59,7 +61,6 @@ _MAX_ERROR_BYTES = 64 * 1024
 _STALE_TEMP_S = 3600.0
 _SHA_RE = re.compile(r"[0-9a-f]{64}")
 _ETAG_RE = re.compile(r'(?:W/)?"([0-9a-f]{64})"')
-_DIGITS_RE = re.compile(r"[0-9]{1,18}")  # str patterns: [0-9] is ASCII only
 
 
 class ZooConnectionError(ZooError):
@@ -70,102 +71,15 @@ def _etag(sha: str) -> str:
     return f'"{sha}"'
 
 
-def _printable(text: str, limit: int = 300) -> str:
-    """Server text made safe for one terminal line: no control characters, bounded."""
-    clean = "".join(c if c.isprintable() else " " for c in str(text))
-    return clean if len(clean) <= limit else clean[:limit] + "…"
-
-
-def _positive_int(text: str | None, what: str) -> int:
-    """``text`` as an integer >= 1 if it is 1-18 ASCII digits, else raise ``ValueError``."""
-    if text is None:
-        raise ValueError(f"missing {what}")
-    if not _DIGITS_RE.fullmatch(text.strip()) or int(text) < 1:
-        raise ValueError(f"{what} {_printable(text, 40)!r} is not a positive integer")
-    return int(text)
-
-
 def max_download_bytes_from_env() -> int:
     """``$PHYSKAN_ZOO_MAX_DOWNLOAD_BYTES`` if set (checked), else the default cap."""
     raw = os.environ.get(MAX_DOWNLOAD_ENV)
     if raw is None or not raw.strip():
         return DEFAULT_MAX_DOWNLOAD_BYTES
     try:
-        return _positive_int(raw, MAX_DOWNLOAD_ENV)
+        return positive_int(raw, MAX_DOWNLOAD_ENV)
     except ValueError as exc:
         raise ZooError(f"{exc} (give a number of bytes, e.g. 536870912)") from None
-
-
-# -- the shapes of the server's JSON answers ---------------------------------
-# Strict: no "5" for 5, no true for 1. Unknown extra keys are allowed, so a
-# newer server may add fields.
-
-_Name = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")]
-_Sha = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
-_Version = Annotated[int, Field(ge=1)]
-_Metric = Annotated[float, Field(strict=False)]  # "NaN"/"Infinity" are JSON strings
-
-
-class _Answer(BaseModel):
-    model_config = ConfigDict(strict=True, extra="allow")
-
-
-_A = TypeVar("_A", bound=_Answer)
-
-
-class _Summary(_Answer):
-    name: _Name
-    latest_version: _Version
-    versions: _Version
-    problem: str
-    formula: str
-    tags: list[str]
-    aliases: dict[str, _Version] = Field(default_factory=dict)
-    metrics: dict[str, _Metric] = Field(default_factory=dict)
-    sha256: _Sha | None = None
-
-
-class _ModelList(_Answer):
-    items: list[_Summary]
-    total: Annotated[int, Field(ge=0)]
-    page: _Version
-    per_page: _Version
-
-
-class _VersionInfo(_Answer):
-    version: _Version
-    sha256: _Sha
-    card: dict[str, Any]
-
-
-class _ModelInfo(_Answer):
-    name: _Name
-    aliases: dict[str, _Version]
-    versions: list[_VersionInfo]
-
-
-class _Uploaded(_Answer):
-    name: _Name
-    version: _Version
-    sha256: _Sha
-
-
-class _AliasSet(_Answer):
-    name: _Name
-    alias: str
-    version: _Version
-
-
-class _Health(_Answer):
-    status: str
-
-
-def _reasons(exc: ValidationError) -> str:
-    parts = [
-        f"{'.'.join(str(p) for p in err['loc']) or '<answer>'}: {err['msg']}"
-        for err in exc.errors()[:5]
-    ]
-    return _printable("; ".join(parts), 400)
 
 
 def check_zoo_file(path: Path, source: str, max_bytes: int | None = None) -> StoredModel:
@@ -293,7 +207,7 @@ class ZooClient:
             msg = f"{data.get('error', 'error')}: {data.get('detail', '')}"
         else:
             msg = body.decode("utf-8", "replace")
-        return ZooError(f"zoo server answered {status} ({_printable(msg)})")
+        return ZooError(f"zoo server answered {status} ({printable(msg)})")
 
     def _call(
         self, method: str, path: str, what: str, expect: tuple[int, ...] = (200,), **kwargs: Any
@@ -319,17 +233,17 @@ class ZooClient:
         except ValueError:
             raise self._bad(what, "the answer is not JSON") from None
 
-    def _shaped(self, model: type[_A], data: Any, what: str) -> _A:
+    def _shaped(self, model: type[AnswerT], data: Any, what: str) -> AnswerT:
         try:
             return model.model_validate(data)
         except ValidationError as exc:
-            raise self._bad(what, _reasons(exc)) from None
+            raise self._bad(what, reasons(exc)) from None
 
     # -- endpoints -------------------------------------------------------------
     def health(self) -> dict[str, Any]:
         """``GET /healthz``."""
         data = self._call("GET", "/healthz", "GET /healthz")
-        self._shaped(_Health, data, "GET /healthz")
+        self._shaped(HealthAnswer, data, "GET /healthz")
         return data
 
     def list_models(
@@ -346,7 +260,7 @@ class ZooClient:
         params["per_page"] = per_page
         what = "the model list"
         data = self._call("GET", "/api/models", what, params=params)
-        self._shaped(_ModelList, data, what)
+        self._shaped(ModelListAnswer, data, what)
         return data
 
     def get_model(self, name: str) -> dict[str, Any]:
@@ -354,14 +268,14 @@ class ZooClient:
         validate_name(name)
         what = f"the versions of {name!r}"
         data = self._call("GET", f"/api/models/{name}", what)
-        info = self._shaped(_ModelInfo, data, what)
+        info = self._shaped(ModelInfoAnswer, data, what)
         if info.name != name:
             raise self._bad(what, f"it describes model {info.name!r}")
         for i, entry in enumerate(info.versions):
             try:
                 card = ModelCard.model_validate(entry.card)
             except ValidationError as exc:
-                raise self._bad(what, f"versions.{i}.card: {_reasons(exc)}") from None
+                raise self._bad(what, f"versions.{i}.card: {reasons(exc)}") from None
             same = type(entry.card.get("version")) is int and card.version == entry.version
             if card.name != name or not same:
                 raise self._bad(
@@ -372,7 +286,7 @@ class ZooClient:
 
     def _version_header(self, headers: Any, what: str) -> int:
         try:
-            return _positive_int(headers.get("X-Zoo-Version"), "X-Zoo-Version header")
+            return positive_int(headers.get("X-Zoo-Version"), "X-Zoo-Version header")
         except ValueError as exc:
             raise self._bad(what, str(exc)) from None
 
@@ -382,7 +296,7 @@ class ZooClient:
             raise self._bad(what, "missing ETag header")
         match = _ETAG_RE.fullmatch(raw.strip())
         if not match:
-            raise self._bad(what, f"ETag {_printable(raw, 80)!r} is not a quoted sha256")
+            raise self._bad(what, f"ETag {printable(raw, 80)!r} is not a quoted sha256")
         return match.group(1)
 
     def download(
@@ -455,11 +369,11 @@ class ZooClient:
             raise self._bad(what, f"asked for version {spec.version}, got version {version}")
         name = headers.get("X-Zoo-Name")
         if name is not None and name != spec.name:
-            raise self._bad(what, f"asked for model {spec.name!r}, got {_printable(name, 80)!r}")
+            raise self._bad(what, f"asked for model {spec.name!r}, got {printable(name, 80)!r}")
         length = headers.get("Content-Length")
         if length is not None:
-            if not _DIGITS_RE.fullmatch(length.strip()):
-                raise self._bad(what, f"Content-Length {_printable(length, 40)!r} is not a number")
+            if not DIGITS_RE.fullmatch(length.strip()):
+                raise self._bad(what, f"Content-Length {printable(length, 40)!r} is not a number")
             if int(length) > self.max_download_bytes:
                 raise ZooError(self._too_big(what, f"{int(length)} bytes"))
         return version, sha
@@ -515,7 +429,7 @@ class ZooClient:
                 content=fh,
                 headers={"Content-Type": "application/x-hdf5"},
             )
-        res = self._shaped(_Uploaded, data, what)
+        res = self._shaped(UploadedAnswer, data, what)
         if res.name != stored.card.name:
             raise self._bad(what, f"stored it as {res.name!r}, not {stored.card.name!r}")
         return data
@@ -528,101 +442,7 @@ class ZooClient:
         data = self._call(
             "PUT", f"/api/models/{name}/aliases/{alias}", what, json={"version": int(version)}
         )
-        res = self._shaped(_AliasSet, data, what)
+        res = self._shaped(AliasSetAnswer, data, what)
         if (res.name, res.alias, res.version) != (name, alias, int(version)):
             raise self._bad(what, f"it set {res.name}@{res.alias} -> {res.version}")
         return data
-
-
-class ZooCache:
-    """Downloaded zoo files plus which ref resolved to which version."""
-
-    def __init__(self, root: str | os.PathLike) -> None:
-        self.root = Path(root).expanduser()
-
-    def _refs_path(self, name: str) -> Path:
-        return self.root / name / "refs.json"
-
-    def _refs(self, name: str) -> dict[str, Any]:
-        with contextlib.suppress(OSError, ValueError, TypeError):
-            return dict(json.loads(self._refs_path(name).read_text()))
-        return {}
-
-    def lookup(self, spec: Spec) -> ModelRef | None:
-        """The cached file for ``spec`` if present, intact in its header and as recorded."""
-        rec = self._refs(spec.name).get(spec.ref)
-        if not isinstance(rec, dict):
-            return None
-        version, sha = rec.get("version"), rec.get("sha256")
-        if type(version) is not int or version < 1 or not isinstance(sha, str):
-            return None
-        path = self.root / spec.name / f"{version}.h5"
-        try:
-            card, recorded = read_header(path)
-        except ZooError:
-            return None
-        if recorded != sha or card.name != spec.name or card.version != version:
-            return None
-        return ModelRef(spec.name, version, path, sha)
-
-    def record(self, spec: Spec, version: int, sha: str) -> None:
-        """Remember that ``spec`` resolved to ``version`` with hash ``sha``."""
-        d = self.root / spec.name
-        with _fs.file_lock(d / ".lock"):
-            refs = self._refs(spec.name)
-            refs[spec.ref] = {"version": int(version), "sha256": sha}
-            refs[str(version)] = {"version": int(version), "sha256": sha}
-            _fs.atomic_write_bytes(self._refs_path(spec.name), json.dumps(refs).encode())
-
-    def forget(self, spec: Spec) -> None:
-        """Drop the record for ``spec`` (e.g. after a failed verification)."""
-        d = self.root / spec.name
-        with _fs.file_lock(d / ".lock"):
-            refs = self._refs(spec.name)
-            if refs.pop(spec.ref, None) is not None:
-                _fs.atomic_write_bytes(self._refs_path(spec.name), json.dumps(refs).encode())
-
-
-def fetch_to_cache(
-    spec: str | Spec,
-    url: str | None,
-    cache_dir: str | os.PathLike,
-    *,
-    revalidate: bool = True,
-    max_download_bytes: int | None = None,
-) -> ModelRef:
-    """Return a cached, current copy of ``spec``, downloading it if needed.
-
-    Pinned versions in the cache are used as they are. Other refs are
-    revalidated by ETag; if the server cannot be reached, a cached copy is
-    used with a warning. ``max_download_bytes`` defaults to
-    ``$PHYSKAN_ZOO_MAX_DOWNLOAD_BYTES`` or 512 MiB. Temp files that killed
-    downloads left anywhere in the cache are removed first.
-    """
-    spec = parse_spec(spec) if isinstance(spec, str) else spec
-    cache = ZooCache(cache_dir)
-    cached = cache.lookup(spec)
-    if cached and (spec.version is not None or not revalidate):
-        return cached
-    _fs.clean_stale_temps(cache.root, recursive=True)  # left by killed pulls of any model
-    try:
-        with ZooClient(url, max_download_bytes=max_download_bytes) as client:
-            res = client.download(
-                spec, cache.root / spec.name, etag=cached.sha256 if cached else None
-            )
-    except ZooConnectionError as exc:
-        if cached:
-            warnings.warn(f"{exc}; using cached {spec} (version {cached.version})", stacklevel=2)
-            return cached
-        raise
-    if res.status == 304:
-        if cached is None or res.version not in (None, cached.version):
-            raise ZooError(
-                f"zoo server {url} answered 304 Not Modified for {spec}, but the cached copy "
-                f"is version {cached.version if cached else 'none'}"
-            )
-        return cached
-    if res.version is None or res.sha256 is None or res.path is None:  # pragma: no cover
-        raise ZooError(f"download of {spec} returned no file")
-    cache.record(spec, res.version, res.sha256)
-    return ModelRef(spec.name, res.version, res.path, res.sha256)

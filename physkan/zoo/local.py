@@ -37,7 +37,15 @@ from typing import Any
 
 from physkan import _fs
 from physkan.zoo.card import ModelCard, Spec, ZooError, parse_spec, validate_alias, validate_name
-from physkan.zoo.store import read_header, verify_file, write_model_file
+from physkan.zoo.index_entries import (
+    read_aliases_file,
+    reason_without_path,
+    stat_stamp,
+    summaries,
+    valid_entry,
+    verify_one,
+)
+from physkan.zoo.store import read_header, write_model_file
 
 __all__ = ["LocalZoo", "ModelRef", "default_cache_dir", "default_zoo_dir", "summaries"]
 
@@ -78,57 +86,6 @@ class ModelRef:
     version: int
     path: Path
     sha256: str
-
-
-def _summary(name: str, entry: dict[str, Any]) -> dict[str, Any] | None:
-    latest = entry.get("aliases", {}).get("latest")
-    info = entry.get("versions", {}).get(str(latest))
-    if info is None:
-        return None
-    card = info["card"]
-    return {
-        "name": name,
-        "latest_version": latest,
-        "versions": len(entry["versions"]),
-        "aliases": entry.get("aliases", {}),
-        "problem": card.get("problem", ""),
-        "formula": card.get("formula", ""),
-        "tags": card.get("tags", []),
-        "metrics": card.get("metrics", {}),
-        "created": card.get("created"),
-        "sha256": info["sha256"],
-    }
-
-
-def _matches(
-    item: dict[str, Any], search: str | None, tag: str | None, problem: str | None
-) -> bool:
-    if tag is not None and tag not in item["tags"]:
-        return False
-    if problem is not None and item["problem"] != problem:
-        return False
-    if search:
-        needle = search.lower()
-        hay = [item["name"], item["problem"], item["formula"], *item["tags"]]
-        return any(needle in h.lower() for h in hay)
-    return True
-
-
-def summaries(
-    index: dict[str, Any],
-    *,
-    search: str | None = None,
-    tag: str | None = None,
-    problem: str | None = None,
-) -> list[dict[str, Any]]:
-    """One summary per model of ``index`` (from its latest card), filtered, sorted by name.
-
-    ``search`` is a case-insensitive substring of name, problem, formula or a
-    tag; ``tag`` and ``problem`` must match exactly.
-    """
-    models = index["models"]
-    items = [s for n in sorted(models) if (s := _summary(n, models[n]))]
-    return [s for s in items if _matches(s, search, tag, problem)]
 
 
 class LocalZoo:
@@ -270,7 +227,7 @@ class LocalZoo:
                     "(all its files are damaged); run 'physkan zoo verify'"
                 )
             if alias not in entry["aliases"]:
-                target = _read_aliases_file(self.model_dir(spec.name) / "aliases.json").get(alias)
+                target = read_aliases_file(self.model_dir(spec.name) / "aliases.json").get(alias)
                 reason = entry["damaged"].get(str(target))
                 if reason is not None:
                     raise ZooError(
@@ -346,7 +303,7 @@ class LocalZoo:
         with _fs.file_lock(d / ".lock"):
             _fs.remove_stale(d)
             path = d / "aliases.json"
-            current = _read_aliases_file(path)
+            current = read_aliases_file(path)
             current[alias] = int(version)
             _fs.atomic_write_bytes(path, json.dumps(current, sort_keys=True).encode())
         self.refresh_index(name)
@@ -371,12 +328,12 @@ class LocalZoo:
                         st = entry.stat()
                     except OSError:  # a dangling symlink still takes the version number
                         st = entry.stat(follow_symlinks=False)
-                    files[m.group(1)] = _stat_stamp(st)
+                    files[m.group(1)] = stat_stamp(st)
         if len(files) > 1:
             files = {k: files[k] for k in sorted(files, key=int)}
         aliases: list[int] | None = None
         with contextlib.suppress(OSError):
-            aliases = _stat_stamp(os.stat(os.path.join(d, "aliases.json")))
+            aliases = stat_stamp(os.stat(os.path.join(d, "aliases.json")))
         return {"files": files, "aliases": aliases}
 
     def _inspect(self, name: str, version: int, size: int) -> tuple[dict[str, Any] | None, str]:
@@ -385,7 +342,7 @@ class LocalZoo:
         try:
             card, sha = read_header(path)
         except ZooError as exc:
-            return None, _reason(path, str(exc))
+            return None, reason_without_path(path, str(exc))
         except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
             return None, f"unreadable ({type(exc).__name__}: {exc})"
         if (card.name, card.version) != (name, version):
@@ -423,7 +380,7 @@ class LocalZoo:
                 else:
                     versions[key] = info
             healthy = [int(v) for v in versions]
-            raw = _read_aliases_file(self.model_dir(name) / "aliases.json")
+            raw = read_aliases_file(self.model_dir(name) / "aliases.json")
             aliases = {k: v for k, v in raw.items() if v in healthy}
             if healthy:
                 aliases["latest"] = healthy[-1]
@@ -473,7 +430,7 @@ class LocalZoo:
             or not isinstance(data.get("models"), dict)
         ):
             return None
-        models = {n: e for n, e in data["models"].items() if self._safe(n) and _valid_entry(e)}
+        models = {n: e for n, e in data["models"].items() if self._safe(n) and valid_entry(e)}
         data = {"format": INDEX_FORMAT, "models": models}
         self._index_cache = (key, data)
         return data
@@ -535,79 +492,5 @@ class LocalZoo:
         for name in self.names():
             for v in self.versions(name):
                 path = self.version_path(name, v)
-                results.append((path, _verify_one(path, name, v)))
+                results.append((path, verify_one(path, name, v)))
         return results
-
-
-def _verify_one(path: Path, name: str, version: int) -> str | None:
-    """None if ``path`` is a sound file of ``name:version``, else why not."""
-    try:
-        verify_file(path)
-        card, _ = read_header(path)
-    except ZooError as exc:
-        return str(exc)
-    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
-        return f"{path}: unreadable ({type(exc).__name__}: {exc})"
-    if (card.name, card.version) != (name, version):
-        return f"{path}: its card says {card.name}:{card.version}, not {name}:{version}"
-    return None
-
-
-def _stat_stamp(st: os.stat_result) -> list[int]:
-    return [st.st_ino, st.st_size, st.st_mtime_ns]
-
-
-def _reason(path: Path, message: str) -> str:
-    """``message`` without the leading path (the index stores reasons per version)."""
-    return message.removeprefix(f"{path}: ").replace(str(path), path.name)
-
-
-def _read_aliases_file(path: Path) -> dict[str, int]:
-    """User aliases from ``aliases.json``; entries of the wrong shape are ignored."""
-    try:
-        raw = json.loads(path.read_bytes())
-    except (OSError, ValueError, RecursionError):
-        return {}
-    if not isinstance(raw, dict):
-        return {}
-    out: dict[str, int] = {}
-    for key, value in raw.items():
-        if isinstance(value, str) and value.isascii() and value.isdigit():
-            value = int(value)
-        if isinstance(value, int) and not isinstance(value, bool) and key != "latest":
-            out[str(key)] = value
-    return out
-
-
-def _is_stamp(value: Any) -> bool:
-    return isinstance(value, list) and len(value) == 3 and all(type(x) is int for x in value)
-
-
-def _valid_entry(entry: Any) -> bool:
-    """Whether a model entry read from ``index.json`` has the shape this module writes."""
-    if not isinstance(entry, dict):
-        return False
-    versions, aliases = entry.get("versions"), entry.get("aliases")
-    damaged, stamp = entry.get("damaged"), entry.get("stamp")
-    if not (isinstance(versions, dict) and isinstance(aliases, dict)):
-        return False
-    if not (isinstance(damaged, dict) and isinstance(stamp, dict)):
-        return False
-    files = stamp.get("files")
-    if not isinstance(files, dict) or not all(_is_stamp(s) for s in files.values()):
-        return False
-    if not (stamp.get("aliases") is None or _is_stamp(stamp.get("aliases"))):
-        return False
-    if set(versions) | set(damaged) != set(files) or set(versions) & set(damaged):
-        return False
-    if not all(isinstance(r, str) for r in damaged.values()):
-        return False
-    for info in versions.values():
-        if not (
-            isinstance(info, dict)
-            and isinstance(info.get("sha256"), str)
-            and type(info.get("size")) is int
-            and isinstance(info.get("card"), dict)
-        ):
-            return False
-    return all(type(v) is int and str(v) in versions for v in aliases.values())

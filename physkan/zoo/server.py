@@ -41,8 +41,9 @@ from physkan import _fs
 from physkan.zoo.card import Spec, ZooError, physkan_version, validate_name
 from physkan.zoo.draw_queue import DrawQueue
 from physkan.zoo.hdf5_guard import DeclaredSizeError
+from physkan.zoo.index_entries import matches
 from physkan.zoo.live_index import LiveIndex
-from physkan.zoo.local import LocalZoo, ModelRef, _matches
+from physkan.zoo.local import LocalZoo, ModelRef
 from physkan.zoo.responses import _CODES, ApiError, SmallFileCache, etag_matches, stream_body
 from physkan.zoo.settings import (
     DEFAULT_MAX_UPLOAD_BYTES,
@@ -205,7 +206,7 @@ def create_app(
         per_page: int = Query(50, ge=1, le=500),
     ) -> Response:
         def build() -> dict[str, Any]:
-            items = [s for s in live.summaries() if _matches(s, search, tag, problem)]
+            items = [s for s in live.summaries() if matches(s, search, tag, problem)]
             start = (page - 1) * per_page
             return {
                 "items": items[start : start + per_page],

@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from physkan.zoo.card import ZooError, validate_name
-from physkan.zoo.local import LocalZoo, _matches
+from physkan.zoo.index_entries import matches
+from physkan.zoo.local import LocalZoo
 from physkan.zoo.responses import ApiError
 from physkan.zoo.sidecars import Sidecars
 
@@ -122,7 +123,7 @@ def render_index(env: Any, items: list[dict[str, Any]], sidecars: Sidecars, q: s
     """The index page for the summaries ``items`` (:func:`physkan.zoo.local.summaries`)."""
     rows = []
     for item in items:
-        if q and not _matches(item, q, None, None):
+        if q and not matches(item, q, None, None):
             continue
         version = int(item["latest_version"])
         search = "\n".join([item["name"], item["problem"], item["formula"], *item["tags"]])

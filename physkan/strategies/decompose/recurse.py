@@ -36,9 +36,10 @@ from physkan.budget import Budget, current_budget
 from physkan.interpret.modularity import input_attribution, pair_symmetry_scores, separability
 from physkan.strategies.decompose.cheap import cheap_candidates
 from physkan.strategies.decompose.leaves import TRANSFORMS, fit_leaf, transforms_for
+from physkan.strategies.decompose.noise import propagate_sigma
 from physkan.strategies.decompose.surrogate import fit_surrogate
 from physkan.symbolic.pareto import offer
-from physkan.symbolic.simplify import clean_formula, formula_error, snap_to_data
+from physkan.symbolic.simplify import clean_formula, current_noise, formula_error, snap_to_data
 
 __all__ = ["decompose_regression", "fits_held_out"]
 
@@ -70,6 +71,7 @@ class _Node:
     library: list[str] | None = None  # the problem's symbolic library ([discover].library)
     squared: bool = False  # y is the square of an ancestor's target (see _squared)
     skip_cheap: bool = False  # the network-free tests already ran on exactly these data
+    sigma: Tensor | None = None  # (N,) noise std of each sample of y (noisy data), None: exact/table
 
 
 def _rel_err(expr: sympy.Expr | None, names: Sequence[str], x: Tensor, y: Tensor) -> float:
@@ -111,7 +113,9 @@ def _solve(node: _Node, budget: Budget) -> sympy.Expr | None:
         return None
     n = len(node.names)
     rtol = _train_rtol(node.tol)
-    for cand in () if node.skip_cheap else cheap_candidates(node.x, node.y, node.names, rtol=rtol, library=node.library):
+    cands = () if node.skip_cheap else cheap_candidates(node.x, node.y, node.names, rtol=rtol, library=node.library,
+                                                         sigma=node.sigma, noise=0.0)  # fmt: skip
+    for cand in cands:
         got = _ok(_clean(cand), node)
         if got is not None:
             _log.debug("depth %d %s: network-free law %s", node.depth, node.names, got)
@@ -138,8 +142,9 @@ def _solve(node: _Node, budget: Budget) -> sympy.Expr | None:
 
 
 def _child(node: _Node, x: Tensor, y: Tensor, xt: Tensor, yt: Tensor, names: list[str],
-           tol: float | None = None) -> _Node:  # fmt: skip
-    return _Node(x, y, xt, yt, names, node.tol if tol is None else tol, node.depth + 1, node.library)
+           tol: float | None = None, sigma: Tensor | None = None) -> _Node:  # fmt: skip
+    """A child node; ``sigma (N,)``: the noise std of its ``y`` (``None``: exact or a table)."""
+    return _Node(x, y, xt, yt, names, node.tol if tol is None else tol, node.depth + 1, node.library, sigma=sigma)
 
 
 def _squared(node: _Node, budget: Budget) -> sympy.Expr | None:
@@ -148,7 +153,8 @@ def _squared(node: _Node, budget: Budget) -> sympy.Expr | None:
     sign = 1 if float(node.y.min()) > 0 else -1 if float(node.y.max()) < 0 else 0
     if sign == 0 or node.squared:
         return None
-    child = _child(node, node.x, node.y**2, node.xt, node.yt**2, node.names)
+    sigma = None if node.sigma is None else 2 * node.y.abs() * node.sigma
+    child = _child(node, node.x, node.y**2, node.xt, node.yt**2, node.names, sigma=sigma)
     child.squared = True
     got = _solve(child, budget)
     return None if got is None else _ok(_clean(sign * sympy.sqrt(got)), node)
@@ -160,7 +166,8 @@ def _drop_unused(node: _Node, sur, thr: float, budget: Budget) -> sympy.Expr | N
     keep = [i for i, a in enumerate(att.tolist()) if a > thr / 2]
     if not keep or len(keep) == len(node.names):
         return None
-    child = _child(node, node.x[:, keep], node.y, node.xt[:, keep], node.yt, [node.names[i] for i in keep])
+    child = _child(node, node.x[:, keep], node.y, node.xt[:, keep], node.yt, [node.names[i] for i in keep],
+                   sigma=node.sigma)  # fmt: skip
     return _ok(_solve(child, budget), node)
 
 
@@ -187,7 +194,7 @@ def _symmetry(node: _Node, sur, thr: float, budget: Budget) -> sympy.Expr | None
         return torch.stack(cols + [x[:, k] for k in rest], 1)
 
     names = new_names + [node.names[k] for k in rest]
-    got = _solve(_child(node, columns(node.x), node.y, columns(node.xt), node.yt, names), budget)
+    got = _solve(_child(node, columns(node.x), node.y, columns(node.xt), node.yt, names, sigma=node.sigma), budget)
     if got is None:
         return None
     back = {sympy.Symbol(u, real=True): _COMBINE[kind](syms[i], syms[j]) for u, (i, j, kind) in zip(new_names, chosen)}
@@ -293,20 +300,23 @@ def _peel(node: _Node, mode: str, solved: list[tuple[list[int], sympy.Expr]], la
     (``mul``) or subtracted (``add``); then the whole law, coefficients refitted if needed."""
     from physkan.symbolic.parse import lambdify_torch
 
-    def rest(x: Tensor, y: Tensor) -> Tensor | None:
-        out = y.clone()
+    def rest(x: Tensor, y: Tensor) -> tuple[Tensor, Tensor] | None:
+        """The rest ``(N,)`` and the factor ``(N,)`` that scales the noise of ``y`` in it."""
+        out, scale = y.clone(), torch.ones_like(y)
         for g, sub in solved:
             v = lambdify_torch(sub, [node.names[i] for i in g])(x[:, g]).reshape(-1) * torch.ones_like(y)
             if not bool(torch.isfinite(v).all()) or (mode == "mul" and bool((v == 0).any())):
                 return None
-            out = out / v if mode == "mul" else out - v
-        return out
+            out, scale = (out / v, scale / v.abs()) if mode == "mul" else (out - v, scale)
+        return out, scale
 
-    r, rt = rest(node.x, node.y), rest(node.xt, node.yt)
-    if r is None or rt is None:
+    got, gott = rest(node.x, node.y), rest(node.xt, node.yt)
+    if got is None or gott is None:
         return None
+    (r, scale), rt = got, gott[0]
     names = [node.names[i] for i in last]
-    sub = _solve(_child(node, node.x[:, last], r, node.xt[:, last], rt, names, node.tol), budget)
+    sigma = None if node.sigma is None else node.sigma * scale
+    sub = _solve(_child(node, node.x[:, last], r, node.xt[:, last], rt, names, node.tol, sigma), budget)
     if sub is None:
         return None
     subs = [e for _, e in solved] + [sub]
@@ -326,7 +336,7 @@ def _outer(node: _Node, sur, thr: float, budget: Budget) -> sympy.Expr | None:
         res = separability(lambda z, f=transform.forward: f(sur(z)), node.x, "add", threshold=thr)
         if len(res.groups) <= base:
             continue
-        got = _solve(_child(node, node.x, t, node.xt, tt, node.names), budget)
+        got = _solve(_child(node, node.x, t, node.xt, tt, node.names, sigma=propagate_sigma(transform.forward, node.y, node.sigma)), budget)
         if got is not None:
             expr = _ok(clean_formula(transform.inverse(got, sign or 1)), node)
             if expr is not None:
@@ -357,7 +367,9 @@ def decompose_regression(
     budget = current_budget().child(seconds=120.0 if seconds is None else seconds)
     torch.manual_seed(0)
     lib = list(library) if library else None
-    root = _Node(x, y, x_test, y_test, list(variables), tol, 0, lib, skip_cheap=cheap_done)
+    noise = current_noise()
+    sigma = noise * float(y.std()) * torch.ones_like(y) if noise > 0 else None
+    root = _Node(x, y, x_test, y_test, list(variables), tol, 0, lib, skip_cheap=cheap_done, sigma=sigma)
     expr = _solve(root, budget)
     if expr is not None:
         offer(expr, formula_error(expr, list(variables), x_test, y_test), "decompose")
