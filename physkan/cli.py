@@ -289,12 +289,14 @@ def main() -> None:
 def _quick_exit(code: int | str | None) -> None:
     """Exit with ``code`` (``SystemExit`` semantics) after the ``atexit`` handlers and a flush
     of stdout and stderr, without the interpreter's finalisation (``os._exit``). With other
-    threads alive it exits normally instead, so that they are joined as usual."""
+    threads alive, under a profiler or tracer (``python -m cProfile -m physkan`` writes its
+    profile after ``main`` returns), or with ``PHYSKAN_NO_QUICK_EXIT=1`` it exits normally."""
     if not isinstance(code, int):  # None: success; anything else: printed, exit status 1
         if code is not None:
             print(code, file=sys.stderr)
         code = 0 if code is None else 1
-    if threading.active_count() > 1:
+    normal = threading.active_count() > 1 or os.environ.get("PHYSKAN_NO_QUICK_EXIT") == "1"
+    if normal or sys.getprofile() is not None or sys.gettrace() is not None:
         sys.exit(code)
     atexit._run_exitfuncs()  # logging.shutdown, multiprocessing's joins, h5py's closes ...
     for stream in (sys.stdout, sys.stderr):

@@ -58,3 +58,17 @@ def test_module_entry_point_statuses_and_flushed_output() -> None:
                          capture_output=True, text=True)  # fmt: skip
     assert bad.returncode == 2 and bad.stderr.startswith("Error: unknown problem")
     assert "Traceback" not in bad.stderr
+
+
+def test_profilers_and_the_opt_out_get_a_normal_exit(exits: list, monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    """``python -m cProfile -m physkan`` must still write its profile (it does so after main
+    returns), and ``PHYSKAN_NO_QUICK_EXIT=1`` turns the quick exit off."""
+    monkeypatch.setenv("PHYSKAN_NO_QUICK_EXIT", "1")
+    with pytest.raises(SystemExit) as info:
+        cli._quick_exit(4)
+    assert info.value.code == 4 and exits == []
+    out = tmp_path / "p.prof"
+    done = subprocess.run([sys.executable, "-m", "cProfile", "-o", str(out), "-m", "physkan", "problems"],
+                          capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 0 and "tutorial" in done.stdout
+    assert out.stat().st_size > 0
