@@ -31,6 +31,7 @@ from physkan.symbolic.parse import lambdify_numpy, lambdify_torch
 __all__ = [
     "DEFAULT_CONSTANTS",
     "NOISE_SNAP_SLACK",
+    "as_float64_array",
     "clean_formula",
     "current_noise",
     "description_length",
@@ -217,14 +218,15 @@ def snap_constants(
 def formula_error(expr: sympy.Expr, variables: Sequence[VariableLike], X, y) -> float:
     """Root-mean-square error of ``expr`` on data ``X (N, n_vars)``, ``y (N,)`` (``inf`` if
     any prediction is non-finite)."""
-    pred = lambdify_numpy(expr, variables)(_as_array(X))
-    target = _as_array(y).reshape(-1)
+    pred = lambdify_numpy(expr, variables)(as_float64_array(X))
+    target = as_float64_array(y).reshape(-1)
     if not np.all(np.isfinite(pred)):
         return math.inf
     return float(np.sqrt(np.mean((pred - target) ** 2)))
 
 
-def _as_array(a) -> np.ndarray:
+def as_float64_array(a) -> np.ndarray:
+    """A float64 numpy array of an array or a tensor (a tensor is detached and copied to the CPU)."""
     if isinstance(a, Tensor):
         a = a.detach().cpu().double().numpy()
     return np.asarray(a, dtype=np.float64)
@@ -281,7 +283,7 @@ def snap_to_data(
     two constants can partly cancel). Returns the snapped formula.
     """
     expr = sympy.sympify(expr)
-    Xa, ya = _as_array(X), _as_array(y).reshape(-1)
+    Xa, ya = as_float64_array(X), as_float64_array(y).reshape(-1)
     base = formula_error(expr, variables, Xa, ya)
     if not math.isfinite(base):
         return expr

@@ -42,6 +42,7 @@ from physkan.budget import Budget, current_budget
 from physkan.symbolic.parse import lambdify_arrays
 from physkan.symbolic.simplify import (
     DEFAULT_CONSTANTS,
+    as_float64_array,
     clean_formula,
     mixes_transcendentals,
     snap_candidates,
@@ -90,13 +91,6 @@ class NoiseSnap:
     sse0: float = math.inf
     sse: float = math.inf
     n_constants: int = 0
-
-
-def _array(a) -> np.ndarray:
-    """A float64 numpy copy of an array or tensor."""
-    if hasattr(a, "detach"):
-        a = a.detach().cpu().double().numpy()
-    return np.asarray(a, dtype=np.float64)
 
 
 def _length(value: sympy.Expr) -> float:
@@ -253,7 +247,7 @@ def snap_to_noise(
         A :class:`NoiseSnap`; ``expr`` comes back (cleaned, floats refitted) when nothing can
         be snapped, and unchanged when it cannot be evaluated on the data.
     """
-    Xa, ya = _array(X), _array(y).reshape(-1)
+    Xa, ya = as_float64_array(X), as_float64_array(y).reshape(-1)
     if Xa.ndim == 1:
         Xa = Xa[:, None]
     if len(ya) > MAX_POINTS:
