@@ -16,11 +16,30 @@ picks), the dense matmul, and ``torch.compile`` of the network (``--compile``), 
 10th percentiles, steadier on a loaded machine).
 
 Usage: ``python scripts/bench_layer.py [--json docs/bench_layer.json] [--repeats 20]
-[--threads 1 2] [--clock cpu] [--compile]``.
-Times are per-process CPU time by default (robust on a shared machine; with 2 threads it
-sums both threads' time, so use ``--clock wall`` on an idle machine for a 2-thread wall
-figure); compare ratios, not absolute times. pykan is timed with its default settings and in its
-fastest mode (symbolic branch off, activations not saved).
+[--threads 1 2] [--clock cpu] [--compile] [--device cuda]``. Compare ratios, not absolute times.
+``--device cuda`` runs every variant (pykan too) on the GPU, timed on the wall clock with a
+``torch.cuda.synchronize`` after each step.
+
+Clocks. Every step is timed on both clocks; ``--clock`` picks the one behind ``*_ms`` and
+``ratio_*`` (the other is in ``*_wall_ms`` / ``*_cpu_ms``). ``cpu`` (default) is this
+process's CPU time: robust to other jobs at 1 thread. At 2 threads it sums both threads'
+time, including the OpenMP spin-wait of the second thread at every kernel's barrier, which
+inflates code of many small kernels: there the right figure is ``--clock wall`` *on an idle
+machine* (with another job on a 2-core box a 2-thread run is preempted at those barriers and
+wall times are meaningless: the script records the load average before and after).
+
+Fairness. Both networks run the same optimizer (Adam, lr 1e-3, torch defaults), dtype
+(float32), thread count, warm-up (3 steps) and loss; the dense equivalent does a forward
+matmul and the backward matmuls (weights; input where it needs a gradient) of the same
+shape, plus the copy that builds its input (the repeated layer input; the spline path builds
+its basis). Neither uses a custom allocator, but glibc's default one, depending on what the
+process allocated before, may give the dense baseline fresh pages for its large temporaries
+every step (``*_minflt_per_step``: minor page faults, up to ~2000 per step, about a third of
+its time), while physkan reuses its own buffers: set
+``GLIBC_TUNABLES=glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=268435456``
+for a run in which neither pays page faults (recorded under ``config.glibc_tunables``).
+pykan is timed with its default settings and in its fastest mode (symbolic branch off,
+activations not saved).
 """
 
 from __future__ import annotations
@@ -29,6 +48,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -41,19 +61,38 @@ from torch import nn
 from physkan import MultKAN
 
 CLOCK = time.process_time
+#: where the networks and data live (``--device``); CUDA steps are timed with a synchronize
+DEVICE = torch.device("cpu")
+
+
+def _sync() -> None:
+    """Wait for queued kernels (CUDA) so a wall-clock interval covers the step's work."""
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize(DEVICE)
 
 
 def step_times_ms(step: Callable[[], None], repeats: int, warmup: int = 3) -> list[float]:
-    """``repeats`` times of ``step`` in milliseconds (CPU time of this process by default:
-    robust to other jobs on a shared machine; ``--clock wall`` for wall time)."""
+    """``repeats`` times of ``step`` in milliseconds on the primary clock (``CLOCK``)."""
+    return timed_steps(step, repeats, warmup)[0]
+
+
+def timed_steps(step: Callable[[], None], repeats: int, warmup: int = 3) -> tuple[list[float], list[float], float]:
+    """``repeats`` runs of ``step``: times in ms on the primary clock (``CLOCK``: CPU time of
+    this process by default, robust to other jobs; ``--clock wall`` for wall time) and on the
+    other one, and the minor page faults per step."""
     for _ in range(warmup):
         step()
-    times = []
+    other = time.perf_counter if CLOCK is time.process_time else time.process_time
+    times, others = [], []
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    _sync()
     for _ in range(repeats):
-        t0 = CLOCK()
+        t0, o0 = CLOCK(), other()
         step()
+        _sync()
         times.append((CLOCK() - t0) * 1e3)
-    return times
+        others.append((other() - o0) * 1e3)
+    return times, others, (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults) / repeats
 
 
 def median_step_ms(step: Callable[[], None], repeats: int, warmup: int = 3) -> float:
@@ -106,7 +145,8 @@ def bench_pykan(
         from kan import KAN as PyKAN  # type: ignore[import-not-found]
     except Exception:
         return None
-    model = PyKAN(width=widths, grid=grid, k=k, seed=0, auto_save=False, symbolic_enabled=not fastest)
+    model = PyKAN(width=widths, grid=grid, k=k, seed=0, auto_save=False, symbolic_enabled=not fastest,
+                  device=str(DEVICE))
     if fastest:
         model.save_act = False
     return median_step_ms(make_step(model, x, y), max(3, repeats // 4), warmup=1)
@@ -161,7 +201,7 @@ def peak_memory_fit() -> float:
 
 
 def _model(widths: list[int], grid: int, k: int, path: str) -> MultKAN:
-    model = MultKAN(widths, grid=grid, k=k, seed=0)
+    model = MultKAN(widths, grid=grid, k=k, seed=0).to(DEVICE)
     for layer in model.layers:
         layer.spline_path = path
     return model
@@ -176,13 +216,13 @@ def bench_threads(args: argparse.Namespace, threads: int) -> dict:
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     widths = args.width
-    x = torch.rand(args.batch, widths[0]) * 2 - 1
-    y = torch.randn(args.batch, widths[-1])
+    x = (torch.rand(args.batch, widths[0]) * 2 - 1).to(DEVICE)
+    y = torch.randn(args.batch, widths[-1]).to(DEVICE)
     steps = {
         "physkan_local": make_step(_model(widths, args.grid, args.k, "local"), x, y),
         "physkan_dense": make_step(_model(widths, args.grid, args.k, "dense"), x, y),
         "physkan": make_step(_model(widths, args.grid, args.k, "auto"), x, y),
-        "dense": make_step(DenseEquivalent(widths, args.grid + args.k + 1), x, y),
+        "dense": make_step(DenseEquivalent(widths, args.grid + args.k + 1).to(DEVICE), x, y),
     }
     if args.compile:  # torch.compile of the whole network, each spline path (slow to build)
         for path in ("local", "dense"):
@@ -192,18 +232,26 @@ def bench_threads(args: argparse.Namespace, threads: int) -> dict:
             steps[f"compiled_{path}"] = step
             print(f"torch.compile ({path}) built in {time.perf_counter() - t0:.0f} s")
     times: dict[str, list[float]] = {name: [] for name in steps}
+    other: dict[str, list[float]] = {name: [] for name in steps}
     every: dict[str, list[float]] = {name: [] for name in steps}
+    faults: dict[str, list[float]] = {name: [] for name in steps}
     for _ in range(args.rounds):  # interleave to share the machine's noise fairly
         for name, step in steps.items():
-            run = step_times_ms(step, args.repeats)
+            run, run_other, run_faults = timed_steps(step, args.repeats)
             times[name].append(statistics.median(run))
+            other[name].append(statistics.median(run_other))
             every[name].extend(run)
+            faults[name].append(run_faults)
+    second = "cpu" if args.clock == "wall" else "wall"
     out: dict = {f"{name}_ms": statistics.median(v) for name, v in times.items()}
     out.update({f"{name}_p10_ms": low_percentile(v) for name, v in every.items()})
+    out.update({f"{name}_{second}_ms": statistics.median(v) for name, v in other.items()})
+    out.update({f"{name}_minflt_per_step": statistics.median(v) for name, v in faults.items()})
     for name in steps:
         if name != "dense":
             out[f"ratio_{name}_to_dense"] = out[f"{name}_ms"] / out["dense_ms"]
             out[f"ratio_p10_{name}_to_dense"] = out[f"{name}_p10_ms"] / out["dense_p10_ms"]
+            out[f"ratio_{second}_{name}_to_dense"] = out[f"{name}_{second}_ms"] / out[f"dense_{second}_ms"]
     out["ratio_to_dense"] = out["ratio_physkan_to_dense"]
     out["auto_path"] = "local" if _model(widths, args.grid, args.k, "auto").layers[0].uses_local_path(args.batch) else "dense"
     return out
@@ -248,14 +296,22 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--width", type=int, nargs="+", default=[64, 64, 64])
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2],
                         help="torch thread counts to run (default 1 2)")  # fmt: skip
-    parser.add_argument("--clock", choices=["cpu", "wall"], default="cpu")
+    parser.add_argument("--clock", choices=["cpu", "wall"], default="cpu",
+                        help="process CPU time (default) or wall time; --device cuda uses wall time")
+    parser.add_argument("--device", default="cpu",
+                        help="cpu (default) or cuda[:N]: where the networks and data live")
     parser.add_argument("--compile", action="store_true",
                         help="also time torch.compile of the network (~1 min to build per path)")  # fmt: skip
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory probe")
     parser.add_argument("--crossover", action="store_true",
                         help="also time one layer, local vs dense path, over a range of shapes")  # fmt: skip
     args = parser.parse_args(argv)
-    global CLOCK
+    global CLOCK, DEVICE
+    DEVICE = torch.device(args.device)
+    if DEVICE.type == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: no CUDA device is visible to torch")
+    if DEVICE.type == "cuda":  # GPU work is not this process's CPU time
+        args.clock, args.no_memory, args.crossover = "wall", True, False
     CLOCK = time.process_time if args.clock == "cpu" else time.perf_counter
     if any(t < 1 for t in args.threads) or min(args.repeats, args.rounds, args.batch) < 1:
         parser.error("--threads, --repeats, --rounds and --batch must be positive")
@@ -275,10 +331,14 @@ def main(argv: list[str] | None = None) -> dict:
             "cores": os.cpu_count(),
             "load_average_before": os.getloadavg()[0],
             "clock": args.clock,
+            "device": str(DEVICE),
+            "device_name": torch.cuda.get_device_name(DEVICE) if DEVICE.type == "cuda" else cpu_name(),
+            "glibc_tunables": os.environ.get("GLIBC_TUNABLES"),
             "command": "python scripts/bench_layer.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         },
         "by_threads": {},
     }
+    second = "cpu" if args.clock == "wall" else "wall"
     for threads in args.threads:
         run = bench_threads(args, threads)
         result["by_threads"][str(threads)] = run
@@ -286,8 +346,10 @@ def main(argv: list[str] | None = None) -> dict:
         for name in ("physkan", "physkan_local", "physkan_dense", "compiled_local", "compiled_dense"):
             if f"{name}_ms" in run:
                 print(f"{name:15s} {run[f'{name}_ms']:8.2f} ms/step   ratio to dense = {run[f'ratio_{name}_to_dense']:.2f}"
-                      f"   (10th percentiles: {run[f'ratio_p10_{name}_to_dense']:.2f})")  # fmt: skip
-        print(f"{'dense matmul':15s} {run['dense_ms']:8.2f} ms/step   (auto path: {run['auto_path']})")
+                      f"   (10th percentiles: {run[f'ratio_p10_{name}_to_dense']:.2f}; {second} clock: "
+                      f"{run[f'ratio_{second}_{name}_to_dense']:.2f})")  # fmt: skip
+        print(f"{'dense matmul':15s} {run['dense_ms']:8.2f} ms/step   (auto path: {run['auto_path']}; page faults "
+              f"per step: dense {run['dense_minflt_per_step']:.0f}, physkan {run['physkan_minflt_per_step']:.0f})")
     if args.crossover:
         torch.set_num_threads(args.threads[0])
         print(f"--- crossover, one layer fwd + bwd, {args.threads[0]} thread(s)")
@@ -298,8 +360,8 @@ def main(argv: list[str] | None = None) -> dict:
     result["config"]["load_average_after"] = os.getloadavg()[0]
     torch.set_num_threads(args.threads[0])
     torch.manual_seed(0)
-    x = torch.rand(args.batch, widths[0]) * 2 - 1
-    y = torch.randn(args.batch, widths[-1])
+    x = (torch.rand(args.batch, widths[0]) * 2 - 1).to(DEVICE)
+    y = torch.randn(args.batch, widths[-1]).to(DEVICE)
     pykan_ms = bench_pykan(widths, args.grid, args.k, x, y, args.repeats, fastest=False)
     pykan_fast_ms = bench_pykan(widths, args.grid, args.k, x, y, args.repeats, fastest=True)
     result["pykan_ms"] = pykan_ms
@@ -309,6 +371,8 @@ def main(argv: list[str] | None = None) -> dict:
         None if pykan_fast_ms is None else pykan_fast_ms / result["physkan_ms"]
     )
     result["peak_memory_fit_2_5_1_10k_mib"] = None if args.no_memory else peak_memory_fit()
+    if DEVICE.type == "cuda":
+        result["cuda_peak_memory_mib"] = torch.cuda.max_memory_allocated(DEVICE) / 2**20
 
     if pykan_ms is None:
         print("pykan         not installed (pip install pykan to compare)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 
+import pytest
 import torch
 from torch.autograd import gradcheck, gradgradcheck
 
@@ -35,16 +36,22 @@ def _reference(x, knots, k, coef, w_base):
 def test_folded_base_equals_dense_with_all_gradients_to_1e_12() -> None:
     for spread in (0.9, 1.8):  # every function exists / ends and outside points (masked rows)
         knots, k, x, coef, w_base = _case(spread=spread)
-        results = []
-        for fused in (True, False):
-            args = [t.clone().requires_grad_() for t in (x, coef, w_base)]
-            xx, cc, ww = args
-            y = local_spline_contract(xx, knots, k, cc, torch.nn.functional.silu(xx), ww) if fused else \
-                _reference(xx, knots, k, cc, ww)  # fmt: skip
-            results.append((y, *torch.autograd.grad(y.sin().sum(), args)))
+        _assert_fused_equals_dense(knots, k, x, coef, w_base)
         assert type(local_spline_contract(x.requires_grad_(), knots, k, coef, x, w_base).grad_fn).__name__ == "UniformSplineBackward"
-        for a, b in zip(*results):
-            assert torch.allclose(a, b, atol=1e-12, rtol=1e-12)
+
+
+def _assert_fused_equals_dense(knots, k, x, coef, w_base) -> None:
+    """Output and the gradients in ``x``, ``coef``, ``w_base`` of the fused route (silu base
+    folded in) equal the dense basis matmul's to 1e-12 (float64)."""
+    results = []
+    for fused in (True, False):
+        args = [t.clone().requires_grad_() for t in (x, coef, w_base)]
+        xx, cc, ww = args
+        y = local_spline_contract(xx, knots, k, cc, torch.nn.functional.silu(xx), ww) if fused else \
+            _reference(xx, knots, k, cc, ww)  # fmt: skip
+        results.append((y, *torch.autograd.grad(y.sin().sum(), args)))
+    for a, b in zip(*results):
+        assert torch.allclose(a, b, atol=1e-12, rtol=1e-12)
 
 
 def test_folded_base_gradcheck_and_gradgradcheck() -> None:
@@ -123,3 +130,28 @@ def test_pool_keeps_no_more_than_its_byte_budget(monkeypatch) -> None:
     big = reusable("cap", (4, 4), F64, torch.device("cpu"))
     assert big.shape == (4, 4)
     assert not any(b is big for bufs in buffer_pool._POOL.buffers.values() for b in bufs)
+
+
+@pytest.mark.parametrize("k", [1, 2, 3])
+@pytest.mark.parametrize("windows", [True, False])
+def test_moved_windows_and_explicit_route_equal_dense_to_1e_12(k: int, windows: bool, monkeypatch) -> None:
+    """Points past both padded ends and far outside the grid (windows moved into their block,
+    values shifted both ways), for every order's Horner step; the explicit ``scatter_add_`` /
+    ``gather`` route (a torch that refuses window writes) gives the same numbers."""
+    from physkan.kan import local_fused
+
+    monkeypatch.setattr(local_fused, "_WINDOW_WRITES", [windows])
+    knots, k, x, coef, w_base = _case(n=60, grid=5, k=k, spread=3.0)
+    x = torch.cat([x, knots[:, :1].T, knots[:, -1:].T - 1e-9])  # the first knot, just inside the last
+    _assert_fused_equals_dense(knots, k, x, coef, w_base)
+
+
+def test_float32_route_matches_float64() -> None:
+    knots, k, x, coef, w_base = _case(n=300, n_in=4, n_out=3, spread=1.5)
+    outs = []
+    for dtype in (F64, torch.float32):
+        args = [t.to(dtype).requires_grad_() for t in (x, coef, w_base)]
+        y = local_spline_contract(args[0], knots.to(dtype), k, args[1], torch.nn.functional.silu(args[0]), args[2])
+        outs.append([y.detach(), *torch.autograd.grad(y.square().sum(), args)])
+    for a, b in zip(*outs):  # float32 rounding, relative to each tensor's scale
+        assert float((a - b.double()).abs().max()) <= 1e-5 * float(a.abs().max())

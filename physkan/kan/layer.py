@@ -24,7 +24,7 @@ from torch import Tensor, nn
 from physkan.kan.basis import BasisFamily, BSplineBasis, get_basis_family
 from physkan.kan.local_spline import local_spline_contract, prefer_local
 
-__all__ = ["KANLayer", "BASE_FUNCTIONS", "SPLINE_PATHS", "set_symbolic_resolver"]
+__all__ = ["KANLayer", "BASE_FUNCTIONS", "SPLINE_PATHS", "all_finite", "set_symbolic_resolver"]
 
 #: How the spline branch is contracted: ``"auto"`` (cost rule), ``"dense"`` (basis matmul) or
 #: ``"local"`` (B-splines only: the ``k + 1`` active functions, no basis recursion).
@@ -52,6 +52,15 @@ BASE_FUNCTIONS: dict[str, Callable[[Tensor], Tensor] | None] = {
     "identity": lambda x: x,
     "zero": None,
 }
+
+
+def all_finite(x: Tensor) -> bool:
+    """Whether every entry of ``x`` is finite, with one reduction in the common case: a
+    finite sum proves it (NaN and inf propagate); a non-finite sum (NaN, inf or an overflow)
+    is settled element-wise."""
+    if not x.is_floating_point():
+        return True
+    return bool(torch.isfinite(x.sum())) or bool(torch.isfinite(x).all())
 
 
 def _check_positive_int(value: int, name: str, minimum: int) -> int:
@@ -180,7 +189,7 @@ class KANLayer(nn.Module):
             raise ValueError(
                 f"x: expected shape (N, {self.in_dim}), got {tuple(x.shape)}"
             )
-        if not torch.isfinite(x).all():
+        if not all_finite(x):
             raise ValueError("x: input contains NaN or inf values")
 
     # ------------------------------------------------------------------ forward
@@ -191,7 +200,7 @@ class KANLayer(nn.Module):
             ``w_spline (in * n_basis, out)`` and ``w_base (in, out)``, with the edge mask
             and the symbolic mask folded in.
         """
-        active = self.mask * (1.0 - self.symbolic_mask)
+        active = torch.addcmul(self.mask, self.mask, self.symbolic_mask, value=-1.0)  # mask * (1 - sym)
         w_spline = (self.coef * (self.scale_sp * active).unsqueeze(1)).reshape(-1, self.out_dim)
         return w_spline, self.scale_base * active
 
@@ -212,7 +221,7 @@ class KANLayer(nn.Module):
 
     @property
     def has_symbolic(self) -> bool:
-        return bool((self.symbolic_mask * self.mask).any())
+        return bool(self.symbolic_mask.any()) and bool((self.symbolic_mask * self.mask).any())
 
     def symbolic_edges(self) -> list[tuple[int, int, str]]:
         """``(i, j, name)`` for every active symbolic edge."""

@@ -1,26 +1,32 @@
 """Fused first-order route of the local B-spline contraction on a uniform grid.
 
 On a grid ``t0 + h * j`` the ``k + 1`` functions that are non-zero at ``x`` are polynomials
-in the offset ``f = u - floor(u)``, ``u = (x - t0) / h``. One autograd node does the spline
-and base branches of a layer with few, large kernels:
+in the offset ``f = u - floor(u)``, ``u = (x - t0) / h``: ``values = [1, f, .., f^k] M``
+(:func:`~physkan.kan.local_basis.uniform_bspline_matrix`). One autograd node does the
+spline and base branches of a layer with few, large kernels, in the layout
+``(N, in, k+1)`` (the ``k + 1`` values of one input are adjacent):
 
-* forward: ``u``, its span and offset, the local values ``(N, k+1, in)`` (closed form), one
-  int64 row table ``idx (N, (k+1) * in)`` (``k + 1`` slice adds in floating point, exact, and
-  one conversion), ``scatter_add_`` of the values into the dense basis ``B (N, R + in)``
-  whose last ``in`` columns are the base values, and one GEMM ``B [C; W_base]``;
-* backward (first order): ``d[C; W_base] = B^T g`` (one GEMM on the saved basis) and ``dx``
-  from one GEMM ``g [C; W_base]^T``, a ``gather`` of the table's entries and the derivative
-  polynomials (the base columns give the base values' gradient).
+* forward: ``u``, its span and offset, the powers ``(k+1, N*in)`` and one small GEMM for the
+  local values ``(N*in, k+1)``; the dense basis ``B (N, R + in)`` (last ``in`` columns: the
+  base values) is zeroed and the values are copied in as *windows*: the ``k + 1`` functions
+  of input ``i`` are the adjacent columns ``i * nb + span - k + r``, so one ``index_copy_``
+  of ``N * in`` rows of ``k + 1`` into the overlapping window view of ``B`` places them, with
+  one int64 start per point and input (no ``(N, (k+1) * in)`` row table); then one GEMM
+  ``B [C; W_base]``;
+* backward (first order): ``d[C; W_base] = B^T g`` (one GEMM on the saved basis); ``dx`` from
+  one GEMM ``g [C; W_base]^T``, one ``index_select`` of the same windows, one small GEMM with
+  the derivative polynomials' coefficients and a Horner step in ``f`` (the base columns give
+  the base values' gradient).
 
-So a training step runs GEMMs of exactly the dense matmul's shape (``R + in`` columns is
-``in * (G + k + 1)``) plus ``O(N in k)`` elementwise work, and the base branch costs no
-kernels of its own. Functions that do not exist (ends of the knot vector, points outside
-it) are clamped to a valid row of their input and get zero weight; non-finite inputs give
-NaN outputs (never an out-of-range row). Large tensors saved for backward come from
-:mod:`physkan.kan.buffer_pool` (no page faults in steady-state training). A backward that
-must itself be differentiable (``create_graph=True``: Hessians of physics losses)
-differentiates the composable route given as ``composable``, so derivatives of any order
-stay exact.
+Windows never overlap one another (one per point and input, inside its input's block), so
+the copy is exact and deterministic. A point whose ``k + 1`` functions are not all in the
+basis (ends of the knot vector, points outside it) gets its window moved inside the block and
+its values shifted to match, zeros for the missing functions (the backward shifts back).
+Non-finite inputs give NaN outputs (never an out-of-range row). Large tensors saved for
+backward come from :mod:`physkan.kan.buffer_pool` (no page faults in steady-state training).
+A backward that must itself be differentiable (``create_graph=True``: Hessians of physics
+losses) differentiates the composable route given as ``composable``, so derivatives of any
+order stay exact.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -35,68 +42,135 @@ from torch import Tensor
 from torch.autograd import Function
 
 from physkan.kan.buffer_pool import reusable
-from physkan.kan.local_basis import derivative, poly_rows, uniform_bspline_matrix
+from physkan.kan.local_basis import derivative, uniform_bspline_matrix
 from physkan.kan.local_kernels import scratch
 
-__all__ = ["UniformSpline", "uniform_local_table"]
+__all__ = ["LocalTable", "UniformSpline", "uniform_local_table"]
 
 
-#: Row numbers are computed in floating point (cheaper kernels than int64) while exact:
-#: below ``2**24`` rows in float32 (also for half-precision inputs); float64 otherwise.
+#: Window starts are computed in floating point (cheaper kernels than int64) while exact:
+#: below ``2**24`` in float32 (also for half-precision inputs); float64 otherwise.
 _EXACT_FLOAT32 = 2**24
 
 
-@functools.lru_cache(maxsize=64)
-def _blocks(n_in: int, n_basis: int, dtype: torch.dtype, device: torch.device) -> Tensor:
-    """First row of each input's block of ``C``: ``i * n_basis``, ``(in,)`` (read-only)."""
-    return torch.arange(n_in, dtype=dtype, device=device) * n_basis
+@dataclass
+class LocalTable:
+    """Where the local values of ``x (N, in)`` go in the dense basis ``(N, width)``.
+
+    Attributes:
+        f: ``(N, in)`` offsets in the knot interval.
+        values: ``(N * in, k+1)`` window values, layout ``(N, in, k+1)``: entry ``q`` of
+            point ``b``'s and input ``i``'s window is function ``c + q`` of input ``i``.
+        starts: ``(N * in,)`` int64 flat position ``b * width + i * nb + c`` of each window.
+        moved: ``(m,)`` int64 rows whose window was moved into its block (a function of the
+            point's span is missing: ends of the knot vector, points outside it).
+        shift: ``(m,)`` int64 ``span - k - c`` of those rows: entry ``q`` is local function
+            ``q - shift`` (zero where that is not in ``0..k``).
+    """
+
+    f: Tensor
+    values: Tensor
+    starts: Tensor
+    moved: Tensor | None = None
+    shift: Tensor | None = None
 
 
-def uniform_local_table(
-    x: Tensor, t0: Tensor, h: Tensor, n_basis: int, k: int
-) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
-    """Offsets, local values, row table and validity of ``x (N, in)`` on a uniform grid.
+def _shifted(rows: Tensor, by: Tensor, k: int) -> Tensor:
+    """``out[:, q] = rows[:, q + by]`` where ``0 <= q + by <= k``, else 0; ``rows (m, k+1)``,
+    ``by (m,)`` int64 in ``[-k-1, k+1]``. Rows with a non-finite entry stay non-finite."""
+    padded = torch.nn.functional.pad(rows, (k + 1, k + 1))
+    src = torch.arange(k + 1, device=rows.device) + (k + 1) + by[:, None]
+    return padded.gather(1, src).add_(rows.sum(1, keepdim=True).mul_(0))
+
+
+@functools.lru_cache(maxsize=32)
+def _constants(
+    n_pts: int, n_in: int, n_basis: int, width: int, k: int, dtype: torch.dtype, exact: torch.dtype,
+    device: torch.device,
+) -> tuple[Tensor, Tensor]:  # fmt: skip
+    """Read-only constants of one shape: window starts ``b * width + i * nb - k (N, in)``
+    (``exact`` dtype) and ``M^T (k+1, k+1)`` (``dtype``)."""
+    rows = torch.arange(n_pts, dtype=torch.float64, device=device)[:, None] * width
+    starts = (rows + (torch.arange(n_in, dtype=torch.float64, device=device) * n_basis - k)).to(exact)
+    m_t = torch.tensor(uniform_bspline_matrix(k), dtype=torch.float64).T.contiguous()
+    return starts, m_t.to(dtype=dtype, device=device)
+
+
+def _windows(t: Tensor, k: int) -> Tensor:
+    """``(numel - k, k+1)`` overlapping view of a contiguous ``t``: row ``p`` is
+    ``t.flatten()[p : p + k + 1]``."""
+    return t.view(-1).as_strided((max(t.numel() - k, 0), k + 1), (1, 1))
+
+
+#: ``index_copy_`` into the overlapping window view (torch allows writes whose overlap it
+#: cannot rule out); set to False, once, if a torch build refuses: then the explicit route.
+_WINDOW_WRITES = [True]
+
+
+def uniform_local_table(x: Tensor, t0: Tensor, h: Tensor, n_basis: int, k: int, width: int) -> LocalTable:
+    """Offsets, local values and their places in the dense basis for ``x (N, in)``.
 
     Args:
         x: points ``(N, in)``; t0, h: first knot and spacing per input ``(in,)``.
         n_basis: functions per input (``M - 1 - k`` for ``M`` knots); k: spline order.
-    Returns:
-        ``f (N, in)`` the offsets in their knot interval; ``values (N, k+1, in)`` the local
-        functions ``span - k + r`` (zero where they do not exist); ``idx (N, (k+1)*in)``
-        int64 rows ``i * n_basis + span - k + r`` of ``C`` (clamped into input ``i``'s block);
-        ``valid (N, k+1, in)`` (``x``'s dtype, 1 where the function exists), or ``None``
-        when every function exists.
+        width: columns of the dense basis (``in * n_basis``, plus ``in`` with a base branch).
     """
     n_pts, n_in = x.shape
-    u = (x - t0) / h
+    wide = x.dtype == torch.float64 or n_pts * width >= _EXACT_FLOAT32
+    exact = torch.float64 if wide else torch.float32
+    starts, m_t = _constants(n_pts, n_in, n_basis, width, k, x.dtype, exact, x.device)
+    u = torch.sub(x, t0, out=scratch("u", (n_pts, n_in), x)).div_(h)
     span = torch.floor(u)
     lo, hi = (float(v) for v in torch.aminmax(span)) if span.numel() else (k, k)
-    if not (math.isfinite(lo) and math.isfinite(hi)):  # NaN / inf: zero weight, NaN values
-        span = torch.nan_to_num(span, nan=-1.0, posinf=-1.0, neginf=-1.0)
-    local = (n_pts, k + 1, n_in)
-    f = torch.sub(u, span, out=reusable("f", (n_pts, n_in), x.dtype, x.device))
-    values = poly_rows(f, uniform_bspline_matrix(k), reusable("values", local, x.dtype, x.device))
-    wide = x.dtype == torch.float64 or n_in * n_basis >= _EXACT_FLOAT32
-    exact = torch.float64 if wide else torch.float32
+    powers = reusable("powers", (k + 1, n_pts * n_in), x.dtype, x.device)  # rows 1, f, f^2, ..
+    powers[0].fill_(1.0)
+    f = torch.sub(u, span, out=powers[1].view(n_pts, n_in))
+    for p in range(2, k + 1):
+        torch.mul(powers[p - 1], powers[1], out=powers[p])
+    values = torch.mm(powers.T, m_t, out=reusable("values", (n_pts * n_in, k + 1), x.dtype, x.device))
+    first = reusable("starts", (n_pts * n_in,), torch.long, x.device)
     span = span.to(exact)
-    blocks = _blocks(n_in, n_basis, exact, x.device)
-    rows = scratch("rows_f", local, span)
-    valid = None
-    if lo >= k and hi <= n_basis - 1:  # every function exists
-        base = span.add_(blocks - k)
-        for r in range(k + 1):
-            torch.add(base, r, out=rows[:, r])
+    if lo >= k and hi <= n_basis - 1:  # every window inside its block
+        return LocalTable(f, values, first.copy_(span.add_(starts).view(-1)))
+    if not (math.isfinite(lo) and math.isfinite(hi)):  # NaN / inf: NaN values (never a bad row)
+        span = torch.nan_to_num(span, nan=-1.0, posinf=-1.0, neginf=-1.0)
+    lead = span.clamp_(-1, n_basis + k).sub_(k)  # first local function of each point
+    inside = lead.clamp(0, n_basis - 1 - k)  # the window start kept inside the block
+    shift = lead.sub_(inside).view(-1)
+    moved = shift.nonzero().squeeze(1)
+    shift = shift[moved].long()
+    values[moved] = _shifted(values[moved], -shift, k)
+    return LocalTable(f, values, first.copy_(inside.add_(starts).add_(k).view(-1)), moved, shift)
+
+
+def _place(basis: Tensor, table: LocalTable, k: int) -> Tensor | None:
+    """Write ``table.values`` into the zeroed ``basis`` ``(N, width)``. Returns ``None``, or
+    the columns ``(N, in*(k+1))`` it scattered to where this torch refuses window writes."""
+    if _WINDOW_WRITES[0]:
+        try:
+            _windows(basis, k).index_copy_(0, table.starts, table.values)
+            return None
+        except RuntimeError as err:  # overlap check of a future torch: explicit route from now on
+            if "memory location" not in str(err) and "overlap" not in str(err):
+                raise
+            _WINDOW_WRITES[0] = False
+    cols = (table.starts % basis.shape[1]).view(-1, 1) + torch.arange(k + 1, device=basis.device)
+    cols = cols.view(basis.shape[0], -1)
+    basis.scatter_add_(1, cols, table.values.view(cols.shape))
+    return cols
+
+
+def _local_rows(full: Tensor, table: tuple[Tensor | None, ...], k: int) -> Tensor:
+    """``(N * in, k+1)``: ``d[b*in + i, r] = full[b, column of local function r]`` (0 where it
+    does not exist) for ``table = (starts, moved, shift, cols)`` of a :class:`LocalTable`."""
+    starts, moved, shift, cols = table
+    if cols is None:
+        d = _windows(full, k).index_select(0, starts)
     else:
-        span.clamp_(-1, n_basis + k)
-        valid = reusable("valid", local, x.dtype, x.device)
-        for r in range(k + 1):
-            j = span + (r - k)
-            jc = j.clamp(0, n_basis - 1)
-            torch.eq(jc, j, out=valid[:, r])
-            torch.add(jc, blocks, out=rows[:, r])
-        values.mul_(valid)
-    idx = reusable("idx", (n_pts, (k + 1) * n_in), torch.long, x.device)
-    return f, values, idx.copy_(rows.view(idx.shape)), valid
+        d = full.gather(1, cols).view(-1, k + 1)
+    if moved is not None and moved.numel():
+        d[moved] = _shifted(d[moved], shift, k)
+    return d
 
 
 class UniformSpline(Function):
@@ -116,22 +190,22 @@ class UniformSpline(Function):
     ) -> Tensor:  # fmt: skip
         n_pts, n_in = x.shape
         n_rows = coef.shape[0]
-        f, values, idx, valid = uniform_local_table(x, t0, h, n_rows // n_in, k)
         folded = base is not None
-        shape = (n_pts, n_rows + (n_in if folded else 0))
-        basis = reusable("basis", shape, x.dtype, x.device).zero_()  # (N, R [+ in])
-        basis.scatter_add_(1, idx, values.view(idx.shape))
+        width = n_rows + (n_in if folded else 0)
+        table = uniform_local_table(x, t0, h, n_rows // n_in, k, width)
+        basis = reusable("basis", (n_pts, width), x.dtype, x.device).zero_()  # (N, R [+ in])
+        cols = _place(basis, table, k)
         both = coef
         if folded:
             basis[:, n_rows:] = base
             both = torch.cat([coef, w_base])
-        ctx.save_for_backward(x, coef, base, w_base, both, h, basis, f, idx)
-        ctx.k, ctx.valid, ctx.composable = k, valid, composable
+        ctx.save_for_backward(x, coef, base, w_base, both, h, basis, table.f, table.starts, table.moved, table.shift, cols)
+        ctx.k, ctx.composable = k, composable
         return basis @ both
 
     @staticmethod
     def backward(ctx: Any, g: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
-        x, coef, base, w_base, both, h, basis, f, idx = ctx.saved_tensors
+        x, coef, base, w_base, both, h, basis, f, *table = ctx.saved_tensors
         n_rows, k = coef.shape[0], ctx.k
         need_x, need_c, need_b, need_w = ctx.needs_input_grad[:4]
         if torch.is_grad_enabled():  # create_graph: differentiate the composable route
@@ -145,14 +219,28 @@ class UniformSpline(Function):
             full = scratch("rows", (g.shape[0], both.shape[0]), g)  # consumed at once below
             torch.mm(g, both.T, out=full)
             if need_x:
-                d = full.gather(1, idx).view(g.shape[0], k + 1, x.shape[1])  # g[b] . C[idx[b, n]]
-                slope = poly_rows(f, derivative(uniform_bspline_matrix(k)), scratch("slope", d.shape, d))
-                if ctx.valid is not None:
-                    slope.mul_(ctx.valid)
-                gx = d.mul_(slope).sum(1).div_(h)
+                gx = _input_grad(_local_rows(full, tuple(table), k), f, h, k)
             if need_b:
                 gb = full[:, n_rows:].clone()
         return gx, gc, gb, gw, None, None, None, None
+
+
+def _input_grad(d: Tensor, f: Tensor, h: Tensor, k: int) -> Tensor:
+    """``dx (N, in)`` from ``d (N*in, k+1)`` (``g . C`` at each local function): ``sum_r d_r
+    values_r'(f) / h``, as ``e = d D`` (``D (k+1, k)``: the derivative polynomials'
+    coefficients, so ``e[:, p]`` multiplies ``f^p``) and Horner's rule in ``f``."""
+    e = d @ _slope_matrix(k, d.dtype, d.device)  # (N*in, k)
+    n_pts, n_in = f.shape
+    acc = e[:, k - 1].view(n_pts, n_in)
+    for p in range(k - 2, -1, -1):
+        acc = torch.addcmul(e[:, p].view(n_pts, n_in), acc, f)
+    return acc.div_(h) if k > 1 else acc / h
+
+
+@functools.lru_cache(maxsize=16)
+def _slope_matrix(k: int, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """``(k+1, k)``: ``values_r'(f) = sum_p D[r, p] f^p`` (read-only)."""
+    return torch.tensor(derivative(uniform_bspline_matrix(k)), dtype=torch.float64).to(dtype=dtype, device=device)
 
 
 def _graph_grads(

@@ -20,9 +20,9 @@ Two routes give the same numbers:
 
 * **fused** (uniform grids, the default after grid init and ``grid_eps = 1`` updates): one
   autograd node, :class:`~physkan.kan.local_fused.UniformSpline`: closed-form local
-  polynomials and one int64 row table, scattered into a (reused) dense basis with the base
-  branch as extra columns, so the forward and both backward products are single GEMMs of
-  the dense matmul's shape, plus one ``gather`` for ``dx``. A backward that must itself be
+  polynomials copied as windows of ``k + 1`` adjacent columns into a (reused) dense basis
+  with the base branch as extra columns, so the forward and both backward products are
+  single GEMMs of the dense matmul's shape, plus one ``index_select`` of windows for ``dx``. A backward that must itself be
   differentiable (``create_graph=True``: Hessians of physics losses) differentiates the
   composable route.
 * **composable** (any grid): :func:`~physkan.kan.local_basis.bspline_local` (differentiable
@@ -49,10 +49,12 @@ __all__ = ["local_spline_contract", "prefer_local", "MIN_LOCAL_SAVING", "MIN_LOC
 #: The local path needs ``n_basis >= k + 1 + MIN_LOCAL_SAVING`` (``G >= 1 + MIN_LOCAL_SAVING``):
 #: otherwise it skips (almost) no basis function.
 MIN_LOCAL_SAVING = 1
-#: ... and ``batch * in_dim * out_dim`` at least this: below it the fixed cost of its extra
-#: kernels (row table, gather, scatter) outweighs the saved GEMM work. Measured crossover
-#: (1 thread, one layer fwd + bwd, local / dense, ``scripts/bench_layer.py --crossover``):
-#: discovery sizes (``1000 x 2 -> 5``) are a draw at best, ``1024 x 16 -> 16`` and wider win.
+#: ... and ``batch * in_dim * out_dim`` at least this. First-order steps (one layer fwd +
+#: bwd, ``scripts/bench_layer.py --crossover``, 1 thread) now favour the fused local route at
+#: every measured shape (local / dense 0.34-0.65, discovery sizes ``1000 x 2 -> 5`` included),
+#: but a backward with ``create_graph`` (physics losses: Hessians) differentiates the
+#: composable route, which loses below this size (local / dense 1.05-1.65 at ``1000 x 2 -> 5``
+#: to ``1024 x 16 -> 16``, float32 and float64), and the layer cannot tell at forward time.
 MIN_LOCAL_WORK = 1 << 18
 
 

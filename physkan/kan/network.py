@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from physkan.io import load_model, register_model_kind, save_model
 from physkan.kan.basis import BasisFamily
-from physkan.kan.layer import KANLayer
+from physkan.kan.layer import KANLayer, all_finite
 from physkan.kan.regularize import regularization
 
 __all__ = ["MultKAN", "KAN", "Activations", "parse_width"]
@@ -192,17 +192,17 @@ class MultKAN(nn.Module):
             raise ValueError(
                 f"x: expected shape (N, {n_in}) for inputs {self.variables}, got {tuple(x.shape)}"
             )
-        if not torch.isfinite(x).all():
+        if not all_finite(x):
             raise ValueError("x: input contains NaN or inf values")
 
     def _combine(self, layer: int, z: Tensor) -> Tensor:
         """Subnodes ``(N, n_sub)`` of layer ``layer+1`` -> nodes ``(N, n_nodes)``."""
-        z = z * self.subnode_scale[layer] + self.subnode_bias[layer]
+        z = torch.addcmul(self.subnode_bias[layer], z, self.subnode_scale[layer])  # z * scale + bias
         n_add, n_mult = self.width[layer + 1]
         if n_mult:
             prod = z[:, n_add:].reshape(z.shape[0], n_mult, self.mult_arity).prod(-1)
             z = torch.cat([z[:, :n_add], prod], dim=1)
-        return z * self.node_scale[layer] + self.node_bias[layer]
+        return torch.addcmul(self.node_bias[layer], z, self.node_scale[layer])
 
     def forward(self, x: Tensor) -> Tensor:
         """``(N, n_in) -> (N, n_out)``."""

@@ -14,6 +14,7 @@ symbols both work; a symbol that is not a variable raises ``ValueError``.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -53,8 +54,45 @@ def numpy_namespace() -> dict[str, Any]:
 
 def numpy_modules() -> list[Any]:
     """The ``modules`` argument for a raw ``sympy.lambdify`` to numpy (e.g. of a list of
-    expressions): the table's numpy implementations, then numpy."""
-    return [numpy_namespace(), "numpy"]
+    expressions): the table's numpy implementations, then numpy (:func:`_numpy_module`)."""
+    return [numpy_namespace(), _numpy_module()]
+
+
+class _NumpyNamespace:
+    """What ``sympy.lambdify`` gets for ``"numpy"``: it is "numpy" by ``__name__`` (so sympy
+    prints with its ``NumPyPrinter``) and its ``__dict__`` is the namespace of the code."""
+
+    __name__ = "numpy"
+
+    def __init__(self, space: dict[str, Any]) -> None:
+        self.__dict__.update(space)
+
+
+@functools.cache
+def _numpy_module() -> _NumpyNamespace:
+    """sympy's ``modules="numpy"`` namespace without importing numpy's lazy submodules.
+
+    For ``"numpy"`` sympy runs ``from numpy import *; from numpy.linalg import *`` once per
+    process, and numpy 2's ``__all__`` names its lazily loaded submodules (``ma``, ``f2py``,
+    ``testing``, ``polynomial`` ...), so that line imports them all: 50-120 ms of a
+    ``physkan discover``. This namespace holds the same names and objects (sympy's defaults,
+    numpy's and ``numpy.linalg``'s public names, sympy's translations, ``Abs``) but a submodule that
+    was not imported yet stays out; printed numpy code never names a submodule bare.
+    """
+    from sympy.utilities.lambdify import MODULES
+
+    generated, default, translations, _ = MODULES["numpy"]
+    if generated != default:  # sympy already made it (someone lambdified with "numpy")
+        return _NumpyNamespace(generated)
+    import numpy.linalg
+
+    space: dict[str, Any] = dict(default)
+    space["numpy"] = np
+    space.update({name: vars(np)[name] for name in np.__all__ if name in vars(np)})
+    space.update({name: getattr(numpy.linalg, name) for name in numpy.linalg.__all__})
+    space.update({sympy_name: space[name] for sympy_name, name in translations.items()})
+    space.setdefault("Abs", abs)  # as sympy's namespace (the builtin takes complex values)
+    return _NumpyNamespace(space)
 
 
 def _symbols_for(expr: sympy.Expr, variables: Sequence[VariableLike]) -> list[sympy.Symbol]:
