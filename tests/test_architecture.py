@@ -46,7 +46,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("symbolic",),
     ("kan",),
     ("io",),
-    ("_fs", "registry", "errors", "_version", "budget", "_lazy"),
+    ("_fs", "registry", "errors", "_version", "budget", "_lazy", "linalg"),
 )
 RANK: dict[str, int] = {pkg: len(LAYERS) - i for i, layer in enumerate(LAYERS) for pkg in layer}
 
@@ -58,7 +58,7 @@ CORE = tuple(pkg for pkg, rank in RANK.items() if rank < RANK["plugins"])
 
 #: what the bottom modules may import from physkan.
 BOTTOM_ALLOWED = {"_fs": (), "errors": (), "_version": (), "registry": ("physkan.errors",),
-                  "budget": ("physkan.errors",), "_lazy": ()}
+                  "budget": ("physkan.errors",), "_lazy": (), "linalg": ()}
 
 #: the zoo modules a server process imports: they must stay light (no torch) at import time.
 ZOO_SERVING = ("physkan.zoo.server",)

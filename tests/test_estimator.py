@@ -88,7 +88,7 @@ def test_sklearn_check_estimator() -> None:
     # test_fit_is_deterministic_when_the_budget_does_not_bind asserts instead.
     binding_budget = "a binding wall-clock budget stops two identical fits at different stages"
     expected |= {"check_fit_idempotent": binding_budget, "check_supervised_y_2d": binding_budget,
-                 "check_regressors_int": binding_budget}
+                 "check_regressors_int": binding_budget, "check_regressor_data_not_an_array": binding_budget}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         results = checks.check_estimator(

@@ -16,6 +16,7 @@ import itertools
 import sympy
 import torch
 
+from physkan.linalg import lstsq
 from physkan.physics.invariants import monomials, snap_rational
 from physkan.problems import Dataset, ProblemSpec
 from physkan.problems.errors import ProblemError
@@ -53,7 +54,7 @@ def sparse_monomial_fit(features: torch.Tensor, y: torch.Tensor, max_terms: int 
         for best in torch.argsort(err)[:5].tolist():
             cols = tuple(int(c) - 1 for c in combos[best])
             exact = torch.cat([torch.ones_like(y)[:, None], features[:, list(cols)]], 1)
-            coef = torch.linalg.lstsq(exact, y[:, None]).solution[:, 0]
+            coef = lstsq(exact, y[:, None])[:, 0]
             if float((exact @ coef - y).pow(2).mean().sqrt()) / scale < rtol:
                 return cols, coef
     return None

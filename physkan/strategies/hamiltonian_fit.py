@@ -31,6 +31,7 @@ from torch import Tensor
 
 from physkan.budget import current_budget
 from physkan.interpret.modularity import _components, interaction_matrix
+from physkan.linalg import lstsq
 from physkan.physics.invariants import snap_rational
 from physkan.strategies.base import Reporter
 from physkan.symbolic.library import resolve_library
@@ -113,7 +114,7 @@ def gradient_refit(
     a = _field_columns(terms, names, z)  # (N, 2n, K)
     if not bool(torch.isfinite(a).all()):
         return sympy.Integer(0), math.inf
-    sol = torch.linalg.lstsq(a.reshape(-1, len(terms)), zdot.reshape(-1, 1)).solution[:, 0]
+    sol = lstsq(a.reshape(-1, len(terms)), zdot.reshape(-1, 1))[:, 0]
     raw = sum((sympy.Float(float(c)) * t for c, t in zip(sol, terms, strict=True)), sympy.Integer(0))
     raw_err = vector_field_error(raw, names, z, zdot)
     if not snap:
@@ -219,7 +220,7 @@ def sparse_gradient_fit(
         sol = torch.linalg.solve(g, b)
         k = int((sol * b).sum(1).argmax())  # least residual = most explained
         cols_k = a[:, combos[k]]  # the residual itself: the normal equations cancel digits
-        resid = y - cols_k @ torch.linalg.lstsq(cols_k, y[:, None]).solution[:, 0]
+        resid = y - cols_k @ lstsq(cols_k, y[:, None])[:, 0]
         best.append((float(resid.norm()) / math.sqrt(yy), tuple(combos[k].tolist())))
     floor = min(e for e, _ in best)
     err, chosen = next((e, c) for e, c in best if e <= 1.2 * floor + 1e-9)

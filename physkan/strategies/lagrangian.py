@@ -7,6 +7,7 @@ import torch
 
 from physkan.budget import current_budget
 from physkan.kan.network import MultKAN
+from physkan.linalg import lstsq
 from physkan.problems import Dataset, ProblemSpec
 from physkan.strategies.base import Discovery, Reporter
 from physkan.strategies.common import build_model, symbolic_stage
@@ -129,7 +130,7 @@ def remove_linear_gauge(model: MultKAN, n: int, n_samples: int = 2001) -> None:
         x[:, i] = full
         basis = layer.basis.evaluate(x, layer.grid, layer.k)[:, i, :]  # (S, nb)
         spline = layer.spline_values(x)[:, i, 0] - e * full / layer.scale_sp[i, 0]
-        coef = torch.linalg.lstsq(basis, spline[:, None]).solution[:, 0]
+        coef = lstsq(basis, spline[:, None])[:, 0]
         layer.coef.data[i, :, 0] = coef
 
 

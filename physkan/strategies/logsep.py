@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 
 from physkan.kan.network import MultKAN
+from physkan.linalg import lstsq
 from physkan.symbolic.formula import raw_formula
 from physkan.symbolic.library import get_symbolic
 from physkan.symbolic.parse import lambdify_numpy
@@ -144,7 +145,7 @@ def linear_log_formula(
     logy = log_target(y).reshape(-1).double()
     cols = [get_symbolic(n).torch_fn(float(sc) * x[:, i].double() + float(sh)) for i, (n, sc, sh) in used]
     A = torch.stack([*cols, torch.ones_like(logy)], 1)
-    sol = torch.linalg.lstsq(A, logy.unsqueeze(1)).solution.reshape(-1)
+    sol = lstsq(A, logy.unsqueeze(1)).reshape(-1)
     resid = float(((A @ sol - logy) ** 2).mean().sqrt())
     if not resid <= exact_rel * max(float(logy.std()), 1.0):
         return None

@@ -20,6 +20,7 @@ import sympy
 import torch
 
 from physkan.budget import current_budget
+from physkan.linalg import lstsq
 from physkan.problems import Dataset, ProblemSpec
 from physkan.strategies.base import Discovery, Reporter
 from physkan.strategies.common import build_model
@@ -115,7 +116,7 @@ def _gauss_newton(spline, r: torch.Tensor, mass: float, iters: int = 30) -> floa
             if float((residual**2).mean()) < 1e-30:
                 break
             jac = 2 * g_tt * y * basis * scale  # (N, nb)
-            step = torch.linalg.lstsq(jac, -residual).solution[:, 0]
+            step = lstsq(jac, -residual)[:, 0]
             layer.coef.data[0, :, 0] += step
         return float(spatial_flatness_loss(spline, r, mass, derivative_given=True))
 

@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 
 from physkan.budget import current_budget
+from physkan.linalg import lstsq
 from physkan.strategies.logsep import SCALE_FREE, SNAP_CONSTANTS
 from physkan.symbolic.fit import suggest_symbolic
 from physkan.symbolic.library import get_symbolic
@@ -65,7 +66,7 @@ def rank1_fit(x: Tensor, y: Tensor, *, degree: int = 16, sweeps: int = 40, tol: 
             A = bases[k] * w[:, None]
             if offset:
                 A = torch.cat([A, torch.ones_like(y)[:, None]], 1)
-            coef = torch.linalg.lstsq(A, y[:, None]).solution.reshape(-1)
+            coef = lstsq(A, y[:, None]).reshape(-1)
             g = bases[k] @ coef[: bases[k].shape[1]]
             norm = float(g.abs().max()) or 1.0
             factors[k] = g / norm
@@ -83,7 +84,7 @@ def rank1_fit(x: Tensor, y: Tensor, *, degree: int = 16, sweeps: int = 40, tol: 
 def _affine_rel(pred: Tensor, y: Tensor, offset: bool) -> float:
     """RMSE of the best ``k·pred (+ c)`` against ``y``."""
     a = torch.stack([pred, torch.ones_like(pred)], 1) if offset else pred[:, None]
-    sol = torch.linalg.lstsq(a, y[:, None]).solution
+    sol = lstsq(a, y[:, None])
     return float((a @ sol - y[:, None]).pow(2).mean().sqrt())
 
 
@@ -117,7 +118,7 @@ def _factor_expr(xi: Tensor, gi: Tensor, symbol: sympy.Symbol, library,
     for a, b in options:
         f_vals = fn.torch_fn(float(a) * xi + float(b))
         A = torch.stack([f_vals, torch.ones_like(f_vals)], 1)
-        sol = torch.linalg.lstsq(A, gi[:, None]).solution.reshape(-1)
+        sol = lstsq(A, gi[:, None]).reshape(-1)
         resid = float((A @ sol - gi).pow(2).mean().sqrt())
         if best is None or resid < best[0] * 0.5:
             best = (resid, a, b, f_vals, sol.tolist())
@@ -186,7 +187,7 @@ def _with_offset(expr: sympy.Expr, pred: Tensor, y: Tensor, exact_rel: float) ->
     """``c + K·expr`` (``pred``: ``expr`` on the samples) by least squares, both snapped when
     the fit stays within ``exact_rel``; ``None`` when it is not exact."""
     a = torch.stack([pred, torch.ones_like(pred)], 1)
-    k, c = torch.linalg.lstsq(a, y[:, None]).solution.reshape(-1).tolist()
+    k, c = lstsq(a, y[:, None]).reshape(-1).tolist()
     scale = float(y.std()) or 1.0
     tol = max(exact_rel, 1e-7)
 
@@ -223,7 +224,7 @@ def _block_als(x: Tensor, y: Tensor, block: Sequence[int], degree: int = 10, swe
         w = torch.ones_like(y)
         for i in singles:
             w = w * factors[i]
-        block_coef = torch.linalg.lstsq(block_basis * w[:, None], y[:, None]).solution.reshape(-1)
+        block_coef = lstsq(block_basis * w[:, None], y[:, None]).reshape(-1)
         block_val = block_basis @ block_coef
         block_val = block_val / (float(block_val.abs().max()) or 1.0)
         for k in singles:
@@ -231,7 +232,7 @@ def _block_als(x: Tensor, y: Tensor, block: Sequence[int], degree: int = 10, swe
             for i in singles:
                 if i != k:
                     w = w * factors[i]
-            coef = torch.linalg.lstsq(bases[k] * w[:, None], y[:, None]).solution.reshape(-1)
+            coef = lstsq(bases[k] * w[:, None], y[:, None]).reshape(-1)
             g = bases[k] @ coef
             factors[k] = g / (float(g.abs().max()) or 1.0)
         pred = block_val.clone()
@@ -291,7 +292,7 @@ def _block_formula(x: Tensor, y: Tensor, variables: Sequence[str], library, bloc
     A = torch.stack([single_vals * c for c in cols] + [single_vals], 1)
     if not bool(torch.isfinite(A).all()):
         return None
-    sol = torch.linalg.lstsq(A, y[:, None]).solution.reshape(-1)
+    sol = lstsq(A, y[:, None]).reshape(-1)
     if float((A @ sol - y).pow(2).mean().sqrt()) > exact_rel * (float(y.std()) or 1.0):
         return None
     coefs = [_snap(c, 1e-6, SNAP_CONSTANTS) for c in sol.tolist()]

@@ -17,6 +17,7 @@ import sympy
 import torch
 from torch import Tensor
 
+from physkan.linalg import lstsq
 from physkan.symbolic.library import SymbolicFunction, resolve_library
 
 __all__ = ["SparseFit", "sparse_fit_1d"]
@@ -67,7 +68,7 @@ def sparse_fit_1d(
         best: tuple[float, float, SparseFit] | None = None
         for subset in itertools.combinations(names, size):
             a = torch.stack([ones, *(feats[n] for n in subset)], 1)
-            sol = torch.linalg.lstsq(a, y64[:, None]).solution[:, 0]
+            sol = lstsq(a, y64[:, None])[:, 0]
             err = float((a @ sol - y64).pow(2).mean().sqrt()) / scale
             if err < rtol:
                 complexity = sum(lib[n].complexity for n in subset)

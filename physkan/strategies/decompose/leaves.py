@@ -21,6 +21,7 @@ import sympy
 import torch
 from torch import Tensor
 
+from physkan.linalg import lstsq
 from physkan.symbolic.library import get_symbolic, resolve_library
 from physkan.symbolic.simplify import clean_formula, snap_to_data
 from physkan.symbolic.sparse import sparse_fit_1d
@@ -99,12 +100,12 @@ def _sparse(feats: list[tuple[sympy.Expr, Tensor]], t: Tensor, max_terms: int, r
         for start in range(0, len(subsets), chunk):
             idx = torch.tensor(subsets[start : start + chunk], dtype=torch.long)  # (B, size)
             a = torch.cat([ones[sub].expand(len(idx), -1)[..., None], cols[sub][:, idx].permute(1, 0, 2)], 2)
-            sol = torch.linalg.lstsq(a, t[sub].expand(len(idx), -1)[..., None]).solution
+            sol = lstsq(a, t[sub].expand(len(idx), -1)[..., None])
             err = (a @ sol)[..., 0].sub(t[sub]).pow(2).mean(1).sqrt()
             for b in torch.nonzero(err <= rtol * scale).reshape(-1).tolist():
                 subset = subsets[start + b]
                 full = torch.stack([ones, *(feats[k][1] for k in subset)], 1)
-                coef = torch.linalg.lstsq(full, t[:, None]).solution[:, 0]
+                coef = lstsq(full, t[:, None])[:, 0]
                 e = float((full @ coef - t).pow(2).mean().sqrt()) / scale
                 if e <= rtol and (best is None or e < best[0]):
                     expr = sympy.Float(float(coef[0])) + sum(

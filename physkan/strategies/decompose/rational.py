@@ -148,6 +148,8 @@ def _gauss_newton(phi: Tensor, t: Tensor, coef: Tensor, mask: Tensor, w: Tensor)
         while lam < 1e8:
             damp = jtj + lam * torch.diag(jtj.diagonal().clamp_min(1e-300))
             trial = coef.clone()
+            # the damped system is full rank: LAPACK's default gelsy, not physkan.linalg.lstsq
+            # (whose SVD truncation changed the steps and cost noisy Feynman rows their budget)
             trial[keep] += torch.linalg.lstsq(damp, jtr[:, None]).solution[:, 0]
             trial_err = _rel(_predict(phi, t, trial, mask), t, w)
             if trial_err < err:

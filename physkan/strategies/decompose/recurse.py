@@ -34,6 +34,7 @@ from torch import Tensor
 
 from physkan.budget import Budget, current_budget
 from physkan.interpret.modularity import input_attribution, pair_symmetry_scores, separability
+from physkan.linalg import lstsq
 from physkan.strategies.decompose.cheap import cheap_candidates
 from physkan.strategies.decompose.leaves import TRANSFORMS, fit_leaf, transforms_for
 from physkan.strategies.decompose.noise import propagate_sigma
@@ -236,18 +237,18 @@ def _refit(groups: list[list[sympy.Expr]], mode: str, node: _Node) -> sympy.Expr
         vals.append(torch.stack(cols, 1))
     if mode == "add":
         a = torch.cat([torch.ones_like(y)[:, None], *vals], 1)
-        sol = torch.linalg.lstsq(a, y[:, None]).solution[:, 0].tolist()
+        sol = lstsq(a, y[:, None])[:, 0].tolist()
         flat = [t for terms in groups for t in terms]
         expr = sympy.Float(sol[0]) + sum((sympy.Float(c) * t for c, t in zip(sol[1:], flat)), sympy.Integer(0))
     else:
-        coefs = [torch.linalg.lstsq(v, torch.ones_like(y)[:, None]).solution[:, 0] for v in vals]
+        coefs = [lstsq(v, torch.ones_like(y)[:, None])[:, 0] for v in vals]
         for _ in range(20):
             for k, v in enumerate(vals):
                 w = torch.ones_like(y)
                 for j, u in enumerate(vals):
                     if j != k:
                         w = w * (u @ coefs[j])
-                coefs[k] = torch.linalg.lstsq(v * w[:, None], y[:, None]).solution[:, 0]
+                coefs[k] = lstsq(v * w[:, None], y[:, None])[:, 0]
         expr = sympy.Integer(1)
         for terms, c in zip(groups, coefs):
             expr = expr * sum((sympy.Float(float(ci)) * t for ci, t in zip(c, terms)), sympy.Integer(0))

@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 
 from physkan.budget import current_budget
+from physkan.linalg import lstsq
 from physkan.strategies.product import chebyshev_basis, product_formula
 from physkan.symbolic.library import resolve_library
 from physkan.symbolic.simplify import clean_formula, snap_to_data
@@ -55,7 +56,7 @@ def split_fit(x: Tensor, y: Tensor, i: int, *, degree: int = 12, sweeps: int = 6
         for j in rest:
             prod = prod * factors[j]
         a = torch.cat([bi, bi * prod[:, None]], 1)
-        coef = torch.linalg.lstsq(a, y[:, None]).solution.reshape(-1)
+        coef = lstsq(a, y[:, None]).reshape(-1)
         f1, f2 = bi @ coef[: bi.shape[1]], bi @ coef[bi.shape[1]:]
         new_rel = float((f1 + f2 * prod - y).pow(2).mean().sqrt()) / scale
         for k in rest:
@@ -63,7 +64,7 @@ def split_fit(x: Tensor, y: Tensor, i: int, *, degree: int = 12, sweeps: int = 6
             for j in rest:
                 if j != k:
                     w = w * factors[j]
-            sol = torch.linalg.lstsq(bases[k] * w[:, None], (y - f1)[:, None]).solution.reshape(-1)
+            sol = lstsq(bases[k] * w[:, None], (y - f1)[:, None]).reshape(-1)
             g = bases[k] @ sol
             factors[k] = g / (float(g.abs().max()) or 1.0)
         if abs(rel - new_rel) < 1e-9 * rel or new_rel < 1e-13:
