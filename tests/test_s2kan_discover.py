@@ -5,6 +5,9 @@ length; the result round-trips through the model file."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -63,6 +66,20 @@ def test_conservation_s2kan_problem_file_cli(tmp_path: Path) -> None:
     # the stored network is the conserved quantity up to scale and offset
     ratio = (h[0] - h[1]) / ((z[0] ** 2).sum() - (z[1] ** 2).sum())
     assert torch.allclose(h - ratio * (z**2).sum(1), (h - ratio * (z**2).sum(1))[0].expand(2), atol=1e-6)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("blas_env", [{"MKL_ENABLE_INSTRUCTIONS": "AVX2"}, {"MKL_CBWR": "COMPATIBLE"}])
+def test_conservation_s2kan_recovers_on_other_blas_paths(blas_env: dict[str, str]) -> None:
+    """The same problem file where MKL takes another code path (an AVX2-only CPU, say): the
+    training may land on ``cos(0.026·x)`` for ``x²``; the answer must still be the energy."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", **blas_env}
+    run = subprocess.run([sys.executable, "-m", "physkan", "discover", "--problem", str(DATA / "oscillator_1d_s2kan.toml"),
+                          "--json", "--no-register"], capture_output=True, text=True, env=env, timeout=300)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    payload = json.loads(run.stdout)
+    assert payload["recovered"] is True, payload["recovery"]
+    assert equivalent(payload["formula"], "x**2 + p**2", ["x", "p"], {"x": (-1, 1), "p": (-1, 1)})
 
 
 def test_train_command_runs_the_s2kan_schedule(tmp_path: Path) -> None:

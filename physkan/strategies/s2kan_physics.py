@@ -22,6 +22,7 @@ from physkan.s2kan import S2KAN, train_s2kan
 from physkan.strategies.base import Discovery, Reporter
 from physkan.strategies.common import sample_ranges
 from physkan.strategies.s2kan_fit import S2KANReport, kinetic_teacher, s2kan_config, s2kan_model
+from physkan.symbolic.taylor import taylor_regime
 
 __all__ = ["discover_conservation_s2kan", "discover_lagrangian_s2kan"]
 
@@ -105,15 +106,20 @@ def discover_conservation_s2kan(spec: ProblemSpec, data: Dataset, say: Reporter)
     report = S2KANReport.of(model)
     exprs = model.formula()
     syms = [sympy.Symbol(v, real=True) for v in names]
-    ranges = [sample_ranges(spec, names)[v] for v in names]
+    box = sample_ranges(spec, names)
+    ranges = [box[v] for v in names]
     found: list[sympy.Expr] = []
     for expr in exprs:
         if expr.atoms(sympy.core.function.AppliedUndef):
             continue
-        q = canonical_quantity(expr.subs({sympy.Symbol(v): s for v, s in zip(names, syms, strict=True)}),
-                               snap=spec.discover.snap)  # fmt: skip
-        if q.free_symbols and conserved_quantities_check(found + [q], system.dynamics_exprs(), syms, ranges)["ok"]:
-            found.append(q)
+        expr = expr.subs({sympy.Symbol(v): s for v, s in zip(names, syms, strict=True)})
+        # a term such as cos(0.03·x) imitates x² (the MDL cannot tell them apart): if the formula
+        # as found is not exactly conserved, its Taylor-regime polynomial gets the same test
+        for form in dict.fromkeys([expr, taylor_regime(expr, box)]):
+            q = canonical_quantity(form, snap=spec.discover.snap)
+            if q.free_symbols and conserved_quantities_check(found + [q], system.dynamics_exprs(), syms, ranges)["ok"]:
+                found.append(q)
+                break
     recovered = len(found) == m
     why = f"{len(found)} of {m} outputs are exactly conserved and independent (grad Q . f = 0 symbolically)"
     metrics = _metrics(model, dl, _residuals(found, names, data))
