@@ -38,6 +38,7 @@ import torch
 from torch import Tensor
 
 from physkan.kan.basis import bspline_basis
+from physkan.linalg import lstsq
 
 __all__ = ["Block", "el_columns", "small_linalg", "spline_family", "solve_blocks", "symbolic_family"]
 
@@ -231,7 +232,7 @@ def solve_blocks(cols: list[Tensor], fixed: Tensor, keep: list[int] | None = Non
         if As.shape[0] > As.shape[1] + 1:  # QR-compress the rows: same solution, small SVD
             r = torch.linalg.qr(torch.cat([As, bs[:, None]], 1), mode="r").R
             As, bs = r[:, :-1], r[:, -1]
-        sol = torch.linalg.lstsq(As, bs[:, None], rcond=1e-12, driver="gelsd").solution[:, 0] / scale
+        sol = lstsq(As, bs[:, None], rcond=1e-12)[:, 0] / scale
     res = float((A @ sol - rhs).norm()) / norm_b
     start = 0
     for b in keep:

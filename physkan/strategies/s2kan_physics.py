@@ -109,17 +109,23 @@ def discover_conservation_s2kan(spec: ProblemSpec, data: Dataset, say: Reporter)
     box = sample_ranges(spec, names)
     ranges = [box[v] for v in names]
     found: list[sympy.Expr] = []
+
+    def accept(form: sympy.Expr) -> bool:
+        """Keep ``form`` (canonical) if it is exactly conserved and independent of ``found``."""
+        q = canonical_quantity(form, snap=spec.discover.snap)
+        if q.free_symbols and conserved_quantities_check(found + [q], system.dynamics_exprs(), syms, ranges)["ok"]:
+            found.append(q)
+            return True
+        return False
+
     for expr in exprs:
         if expr.atoms(sympy.core.function.AppliedUndef):
             continue
         expr = expr.subs({sympy.Symbol(v): s for v, s in zip(names, syms, strict=True)})
         # a term such as cos(0.03·x) imitates x² (the MDL cannot tell them apart): if the formula
         # as found is not exactly conserved, its Taylor-regime polynomial gets the same test
-        for form in dict.fromkeys([expr, taylor_regime(expr, box)]):
-            q = canonical_quantity(form, snap=spec.discover.snap)
-            if q.free_symbols and conserved_quantities_check(found + [q], system.dynamics_exprs(), syms, ranges)["ok"]:
-                found.append(q)
-                break
+        if not accept(expr) and (taylor := taylor_regime(expr, box)) != expr:
+            accept(taylor)
     recovered = len(found) == m
     why = f"{len(found)} of {m} outputs are exactly conserved and independent (grad Q . f = 0 symbolically)"
     metrics = _metrics(model, dl, _residuals(found, names, data))
