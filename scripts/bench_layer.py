@@ -37,7 +37,8 @@ process allocated before, may give the dense baseline fresh pages for its large 
 every step (``*_minflt_per_step``: minor page faults, up to ~2000 per step, about a third of
 its time), while physkan reuses its own buffers: set
 ``GLIBC_TUNABLES=glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=268435456``
-for a run in which neither pays page faults (recorded under ``config.glibc_tunables``).
+for a run in which neither pays page faults (recorded under ``config.glibc_tunables``), or
+pass ``--no-page-faults``, which reruns the script with exactly that setting.
 pykan is timed with its default settings and in its fastest mode (symbolic branch off,
 activations not saved).
 """
@@ -61,6 +62,9 @@ from torch import nn
 from physkan import MultKAN
 
 CLOCK = time.process_time
+#: glibc malloc settings under which large temporaries are reused, never fresh pages
+#: (``--no-page-faults``): mmap threshold 32 MiB, trim threshold 256 MiB
+NO_FAULT_TUNABLES = "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=268435456"
 #: where the networks and data live (``--device``); CUDA steps are timed with a synchronize
 DEVICE = torch.device("cpu")
 
@@ -305,7 +309,14 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory probe")
     parser.add_argument("--crossover", action="store_true",
                         help="also time one layer, local vs dense path, over a range of shapes")  # fmt: skip
+    parser.add_argument("--no-page-faults", action="store_true",
+                        help="rerun this process with glibc's mmap and trim thresholds raised, so that "
+                             "neither side pays page faults for its temporaries (the fair comparison)")  # fmt: skip
     args = parser.parse_args(argv)
+    if args.no_page_faults and os.environ.get("GLIBC_TUNABLES") != NO_FAULT_TUNABLES:
+        if argv is not None:  # called as a function: the allocator is set at process start
+            parser.error("--no-page-faults: run the script itself (the allocator is set at process start)")
+        os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, "GLIBC_TUNABLES": NO_FAULT_TUNABLES})
     global CLOCK, DEVICE
     DEVICE = torch.device(args.device)
     if DEVICE.type == "cuda" and not torch.cuda.is_available():

@@ -6,7 +6,12 @@ import pytest
 import torch
 
 from physkan.strategies.logsep import sign_of
-from physkan.strategies.product import block_product_formula, product_formula
+from physkan.strategies.product import (
+    _offset_fit,
+    block_product_formula,
+    product_formula,
+    rank1_fit,
+)
 from physkan.symbolic import equivalent
 
 pytestmark = pytest.mark.recovery
@@ -37,3 +42,20 @@ def test_product_with_additive_block() -> None:
     expr = block_product_formula(x, y, ["m", "v", "u"])
     assert expr is not None
     assert equivalent(expr, "m*(v**2+u**2)/2", ["m", "v", "u"], {"m": (1, 5), "v": (1, 5), "u": (1, 5)})
+
+
+def test_als_gives_up_early_on_a_sum_and_not_on_a_product() -> None:
+    """``give_up``: a sum (no rank-one structure: the error falls slowly, far above the
+    threshold) stops after a fraction of the sweeps, with the same verdict; a product that
+    converges is fitted exactly as without it."""
+    x, y = _data(lambda a, b: a**2 + torch.sin(3 * b), [-1, -1], [1, 1])
+    y = y.reshape(-1)
+    full = _offset_fit(x, y)
+    early = _offset_fit(x, y, give_up=1e-4)
+    assert full.rel_error > 1e-3 and early.rel_error > 1e-3  # rejected either way
+    assert early.sweeps < full.sweeps / 4
+    x, y = _data(lambda a, b: (1 + a**2) * torch.exp(b), [-1, -1], [1, 1])
+    y = y.reshape(-1)
+    plain, guarded = rank1_fit(x, y), rank1_fit(x, y, give_up=1e-4)
+    assert guarded.rel_error < 1e-8 and guarded.sweeps == plain.sweeps
+    assert all(torch.equal(a, b) for a, b in zip(plain.factors, guarded.factors))
