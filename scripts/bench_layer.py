@@ -60,6 +60,7 @@ import torch
 from torch import nn
 
 from physkan import MultKAN
+from physkan.kan import native
 
 CLOCK = time.process_time
 #: glibc malloc settings under which large temporaries are reused, never fresh pages
@@ -159,6 +160,7 @@ def bench_pykan(
 _MEMORY_PROBE = """
 import resource, torch
 from physkan import MultKAN
+from physkan.kan import native
 
 
 def status_kib(field):
@@ -211,6 +213,16 @@ def _model(widths: list[int], grid: int, k: int, path: str) -> MultKAN:
     return model
 
 
+def _without_native(step: Callable[[], None]) -> Callable[[], None]:
+    """``step`` on the pure-PyTorch local route (compiled kernels off: :mod:`physkan.kan.native`)."""
+
+    def run() -> None:
+        with native.disabled():
+            step()
+
+    return run
+
+
 def bench_threads(args: argparse.Namespace, threads: int) -> dict:
     """All variants at ``threads`` torch threads, interleaved ``--rounds`` times.
 
@@ -224,6 +236,7 @@ def bench_threads(args: argparse.Namespace, threads: int) -> dict:
     y = torch.randn(args.batch, widths[-1]).to(DEVICE)
     steps = {
         "physkan_local": make_step(_model(widths, args.grid, args.k, "local"), x, y),
+        "physkan_local_torch": _without_native(make_step(_model(widths, args.grid, args.k, "local"), x, y)),
         "physkan_dense": make_step(_model(widths, args.grid, args.k, "dense"), x, y),
         "physkan": make_step(_model(widths, args.grid, args.k, "auto"), x, y),
         "dense": make_step(DenseEquivalent(widths, args.grid + args.k + 1).to(DEVICE), x, y),
@@ -354,12 +367,12 @@ def main(argv: list[str] | None = None) -> dict:
         run = bench_threads(args, threads)
         result["by_threads"][str(threads)] = run
         print(f"--- {threads} thread(s)")
-        for name in ("physkan", "physkan_local", "physkan_dense", "compiled_local", "compiled_dense"):
+        for name in ("physkan", "physkan_local", "physkan_local_torch", "physkan_dense", "compiled_local", "compiled_dense"):
             if f"{name}_ms" in run:
-                print(f"{name:15s} {run[f'{name}_ms']:8.2f} ms/step   ratio to dense = {run[f'ratio_{name}_to_dense']:.2f}"
+                print(f"{name:19s} {run[f'{name}_ms']:8.2f} ms/step   ratio to dense = {run[f'ratio_{name}_to_dense']:.2f}"
                       f"   (10th percentiles: {run[f'ratio_p10_{name}_to_dense']:.2f}; {second} clock: "
                       f"{run[f'ratio_{second}_{name}_to_dense']:.2f})")  # fmt: skip
-        print(f"{'dense matmul':15s} {run['dense_ms']:8.2f} ms/step   (auto path: {run['auto_path']}; page faults "
+        print(f"{'dense matmul':19s} {run['dense_ms']:8.2f} ms/step   (auto path: {run['auto_path']}; page faults "
               f"per step: dense {run['dense_minflt_per_step']:.0f}, physkan {run['physkan_minflt_per_step']:.0f})")
     if args.crossover:
         torch.set_num_threads(args.threads[0])

@@ -37,6 +37,11 @@ if [ "${1:-}" = "--dev" ]; then
 fi
 "${PIP[@]}" -c "$constraints" -e ".[${extras}]"
 
+# The compiled local B-spline kernels (physkan.kan.native): built now so no run pays the
+# compile; without a C compiler physkan keeps its pure-PyTorch route (slower, same numbers).
+.venv/bin/python -m physkan.kan.native \
+    || echo "note: native B-spline kernels not built: the KAN layer uses its PyTorch route" >&2
+
 if [ "${1:-}" = "--dev" ]; then
     for plugin in plugins/*/; do
         [ -f "${plugin}pyproject.toml" ] && "${PIP[@]}" -c "$constraints" -e "$plugin"

@@ -18,6 +18,13 @@ spline and base branches of a layer with few, large kernels, in the layout
   the derivative polynomials' coefficients and a Horner step in ``f`` (the base columns give
   the base values' gradient).
 
+Where the compiled kernels of :mod:`physkan.kan.native` load (a C compiler on the machine;
+CPU, float32 / float64), the first-order route skips the dense basis altogether: the
+forward and ``dC`` accumulate the ``k + 1`` active rows per point and input straight from
+the local values (``(G+k)/(k+1)`` times fewer multiply-adds than the GEMMs), ``dx`` is one
+GEMM ``g C^T`` and a compiled gather of the windows, and the base branch is its own small
+GEMM. The PyTorch route below gives the same numbers (to rounding) everywhere else.
+
 Windows never overlap one another (one per point and input, inside its input's block), so
 the copy is exact and deterministic. A point whose ``k + 1`` functions are not all in the
 basis (ends of the knot vector, points outside it) gets its window moved inside the block and
@@ -41,6 +48,7 @@ import torch
 from torch import Tensor
 from torch.autograd import Function
 
+from physkan.kan import native
 from physkan.kan.buffer_pool import reusable
 from physkan.kan.local_basis import derivative, uniform_bspline_matrix
 from physkan.kan.local_kernels import scratch
@@ -191,6 +199,15 @@ class UniformSpline(Function):
         n_pts, n_in = x.shape
         n_rows = coef.shape[0]
         folded = base is not None
+        ctx.k, ctx.composable = k, composable
+        if n_rows >= n_in * (k + 1) and native.available(x, coef, t0, h, k=k):  # compiled: no basis
+            y = native.spline_forward(x, t0, h, n_rows // n_in, k, _poly_matrix(k, x.dtype), coef)
+            if folded:
+                y.addmm_(base, w_base)
+            ctx.save_for_backward(x, coef, base, w_base, t0, h)
+            ctx.native = True
+            return y
+        ctx.native = False
         width = n_rows + (n_in if folded else 0)
         table = uniform_local_table(x, t0, h, n_rows // n_in, k, width)
         basis = reusable("basis", (n_pts, width), x.dtype, x.device).zero_()  # (N, R [+ in])
@@ -200,17 +217,19 @@ class UniformSpline(Function):
             basis[:, n_rows:] = base
             both = torch.cat([coef, w_base])
         ctx.save_for_backward(x, coef, base, w_base, both, h, basis, table.f, table.starts, table.moved, table.shift, cols)
-        ctx.k, ctx.composable = k, composable
         return basis @ both
 
     @staticmethod
     def backward(ctx: Any, g: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+        if torch.is_grad_enabled():  # create_graph: differentiate the composable route
+            x, coef, base, w_base = ctx.saved_tensors[:4]
+            grads = _graph_grads(ctx.composable, g, (x, coef, base, w_base), ctx.needs_input_grad[:4])
+            return (*grads, None, None, None, None)
+        if ctx.native:
+            return (*_native_grads(ctx, g), None, None, None, None)
         x, coef, base, w_base, both, h, basis, f, *table = ctx.saved_tensors
         n_rows, k = coef.shape[0], ctx.k
         need_x, need_c, need_b, need_w = ctx.needs_input_grad[:4]
-        if torch.is_grad_enabled():  # create_graph: differentiate the composable route
-            grads = _graph_grads(ctx.composable, g, (x, coef, base, w_base), ctx.needs_input_grad[:4])
-            return (*grads, None, None, None, None)
         gx = gc = gb = gw = None
         if need_c or need_w:
             g_all = (g.T @ basis).T  # = basis^T g, a transposed view of an (out, R [+ in]) matrix
@@ -223,6 +242,30 @@ class UniformSpline(Function):
             if need_b:
                 gb = full[:, n_rows:].clone()
         return gx, gc, gb, gw, None, None, None, None
+
+
+def _native_grads(ctx: Any, g: Tensor) -> tuple[Tensor | None, ...]:
+    """First-order gradients in ``x, coef, base, w_base`` from the compiled kernels."""
+    x, coef, base, w_base, t0, h = ctx.saved_tensors
+    need_x, need_c, need_b, need_w = ctx.needs_input_grad[:4]
+    k, n_basis = ctx.k, coef.shape[0] // x.shape[1]
+    gx = gc = gb = gw = None
+    if need_x:  # the products g . C at every row: one GEMM (as the dense basis's dx needs)
+        full = torch.mm(g, coef.T, out=scratch("rows", (g.shape[0], coef.shape[0]), g))
+        gx = native.spline_input_grad(x, t0, h, n_basis, k, _slope_matrix(k, x.dtype, x.device), full)
+    if need_c:
+        gc = native.spline_coef_grad(x, t0, h, n_basis, k, _poly_matrix(k, x.dtype), g)
+    if need_b:
+        gb = g @ w_base.T
+    if need_w:
+        gw = base.T @ g
+    return gx, gc, gb, gw
+
+
+@functools.lru_cache(maxsize=16)
+def _poly_matrix(k: int, dtype: torch.dtype) -> Tensor:
+    """``(k+1, k+1)``: ``values_r(f) = sum_p M[r, p] f^p`` on the CPU (read-only)."""
+    return torch.tensor(uniform_bspline_matrix(k), dtype=torch.float64).to(dtype=dtype).contiguous()
 
 
 def _input_grad(d: Tensor, f: Tensor, h: Tensor, k: int) -> Tensor:

@@ -1,0 +1,5 @@
+import sys
+
+from physkan.kan.native import _main
+
+sys.exit(_main())
