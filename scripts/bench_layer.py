@@ -10,8 +10,10 @@ Also reports the peak resident-memory growth (VmHWM after a reset, Linux) of fit
 [2,5,1] KAN on 10k points for a few LBFGS steps.
 
 Variants: physkan's layer on the *local* B-spline path (only the ``k + 1`` active functions,
-:mod:`physkan.kan.local_spline`), on the *dense* basis path, on ``auto`` (what the layer
-picks), the dense matmul, and ``torch.compile`` of the network (``--compile``), each at every
+:mod:`physkan.kan.local_spline`; with the compiled kernels of :mod:`physkan.kan.native` where
+they build), the same path on its pure-PyTorch route (``physkan_local_torch``: what a machine
+without a C compiler runs), on the *dense* basis path, on ``auto`` (what the layer picks),
+the dense matmul, and ``torch.compile`` of the network (``--compile``), each at every
 ``--threads`` count, interleaved ``--rounds`` times (median of the medians, and the ratio of
 10th percentiles, steadier on a loaded machine).
 
@@ -160,7 +162,6 @@ def bench_pykan(
 _MEMORY_PROBE = """
 import resource, torch
 from physkan import MultKAN
-from physkan.kan import native
 
 
 def status_kib(field):

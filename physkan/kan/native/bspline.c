@@ -93,6 +93,16 @@ typedef struct {
                 for (int64_t c = 0; c < cnt; ++c) vr[c] = vr[c] * f[c] + mp;                  \
             }                                                                                 \
         }                                                                                     \
+        int edges = 0; /* any window moved (shift != 0)? interior points need no selects */  \
+        for (int64_t c = 0; c < cnt; ++c) edges += shift[c] != (T)0;                          \
+        if (edges == 0) {                                                                     \
+            for (int64_t q = 0; q <= k; ++q) {                                                \
+                T *restrict wq = w + q * stride;                                              \
+                const T *restrict vq = val + q * CHUNK;                                       \
+                for (int64_t c = 0; c < cnt; ++c) wq[c] = nan0[c] + vq[c];                    \
+            }                                                                                 \
+            return;                                                                           \
+        }                                                                                     \
         for (int64_t q = 0; q <= k; ++q) {                                                    \
             T *restrict wq = w + q * stride;                                                  \
             for (int64_t c = 0; c < cnt; ++c) wq[c] = nan0[c];                                \
