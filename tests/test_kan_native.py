@@ -183,3 +183,16 @@ def test_unsupported_tensors_take_the_pytorch_route() -> None:
     assert not native.available(torch.zeros(1, dtype=torch.float16))
     assert not native.available(torch.zeros(1), torch.zeros(1, dtype=F64))  # mixed dtypes
     assert not native.available(torch.zeros(1), k=99)
+
+
+@needs_native
+def test_inconsistent_shapes_raise_instead_of_reading_past_memory() -> None:
+    knots, x, coef = _case(3, n=20)
+    t0, h = knots[:, 0].contiguous(), (knots[:, 1] - knots[:, 0]).contiguous()
+    m = torch.tensor(uniform_bspline_matrix(3), dtype=F64)
+    with pytest.raises(ValueError, match="rows"):
+        native.spline_forward(x, t0, h, 9, 3, m, coef[:-1])
+    with pytest.raises(ValueError, match="t0, h"):
+        native.spline_forward(x, t0[:-1], h, 9, 3, m, coef)
+    with pytest.raises(ValueError, match="full"):
+        native.spline_input_grad(x, t0, h, 9, 3, m, torch.zeros(x.shape[0], 5, dtype=F64))

@@ -179,11 +179,22 @@ def _fn(name: str, dtype: torch.dtype):
     return getattr(_library(), f"physkan_spline_{name}_{_DTYPES[dtype]}")
 
 
+def _check(x: Tensor, t0: Tensor, h: Tensor, n_basis: int, k: int, rows: int | None = None) -> None:
+    """Shapes the C code trusts (it indexes raw memory): raise instead of reading past them."""
+    if x.dim() != 2 or t0.shape != (x.shape[1],) or h.shape != (x.shape[1],):
+        raise ValueError(f"x (N, in) with t0, h (in,): got {tuple(x.shape)}, {tuple(t0.shape)}, {tuple(h.shape)}")
+    if n_basis < k + 1:
+        raise ValueError(f"n_basis must be >= k + 1 = {k + 1}, got {n_basis}")
+    if rows is not None and rows != x.shape[1] * n_basis:
+        raise ValueError(f"coefficients: expected {x.shape[1] * n_basis} rows (in * n_basis), got {rows}")
+
+
 def spline_forward(x: Tensor, t0: Tensor, h: Tensor, n_basis: int, k: int, m: Tensor, coef: Tensor) -> Tensor:
     """``y (N, out)``: the spline branch for ``x (N, in)`` on the uniform grid ``t0 + h * j``
     (``t0, h (in,)``), ``m (k+1, k+1)`` the local polynomials' coefficients
     (:func:`~physkan.kan.local_basis.uniform_bspline_matrix`), ``coef (in * n_basis, out)``.
     Inputs must satisfy :func:`available`; they are made contiguous here."""
+    _check(x, t0, h, n_basis, k, coef.shape[0])
     x, t0, h, m, coef = (t.contiguous() for t in (x, t0, h, m, coef))
     n, n_in = x.shape
     y = x.new_empty(n, coef.shape[1])
@@ -194,6 +205,9 @@ def spline_forward(x: Tensor, t0: Tensor, h: Tensor, n_basis: int, k: int, m: Te
 
 def spline_coef_grad(x: Tensor, t0: Tensor, h: Tensor, n_basis: int, k: int, m: Tensor, g: Tensor) -> Tensor:
     """``dL/dcoef (in * n_basis, out)`` = basis(x)^T ``g`` for ``g = dL/dy (N, out)``."""
+    _check(x, t0, h, n_basis, k)
+    if g.shape[0] != x.shape[0]:
+        raise ValueError(f"g: expected {x.shape[0]} rows, got {g.shape[0]}")
     x, t0, h, m, g = (t.contiguous() for t in (x, t0, h, m, g))
     n, n_in = x.shape
     gc = x.new_empty(n_in * n_basis, g.shape[1])
@@ -207,6 +221,9 @@ def spline_input_grad(x: Tensor, t0: Tensor, h: Tensor, n_basis: int, k: int, d:
     (``width >= in * n_basis``; ``g = dL/dy``): ``sum_r values_r'(f) / h`` times the entries
     of ``full`` at the active functions, ``d (k+1, k)`` the derivative polynomials'
     coefficients (:func:`~physkan.kan.local_basis.derivative`)."""
+    _check(x, t0, h, n_basis, k)
+    if full.shape[0] != x.shape[0] or full.shape[1] < x.shape[1] * n_basis:
+        raise ValueError(f"full: expected ({x.shape[0]}, >= {x.shape[1] * n_basis}), got {tuple(full.shape)}")
     x, t0, h, d, full = (t.contiguous() for t in (x, t0, h, d, full))
     n, n_in = x.shape
     gx = x.new_empty(n, n_in)
