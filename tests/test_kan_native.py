@@ -113,13 +113,20 @@ def test_non_finite_inputs_give_nan_where_the_dense_route_does() -> None:
 
 
 @needs_native
-def test_layer_uses_the_kernels_and_matches_the_pytorch_route() -> None:
+def test_layer_uses_the_kernels_and_matches_the_pytorch_route(monkeypatch) -> None:
     """A network on the local path gives the same loss and gradients with the compiled
     kernels and with the PyTorch route; gradcheck / gradgradcheck pass through them."""
+    calls = []
+    for name in ("spline_forward", "spline_coef_grad", "spline_input_grad"):
+        kernel = getattr(native, name)
+        monkeypatch.setattr(native, name, lambda *a, _k=kernel, _n=name: calls.append(_n) or _k(*a))
     torch.manual_seed(0)
     model = MultKAN([4, 8, 3], grid=7, seed=1).double()
     for layer in model.layers:
         layer.spline_path = "local"
+        # uniform in float64 (a float32 grid cast by .double() is uniform only to ~1e-8)
+        ends = torch.ones(layer.in_dim, dtype=F64)
+        layer.grid = layer.basis.make_grid(-ends, ends, layer.grid_size, layer.k)
     x = torch.rand(300, 4, dtype=F64) * 2.4 - 1.2
     results = []
     for off in (False, True):
@@ -130,6 +137,10 @@ def test_layer_uses_the_kernels_and_matches_the_pytorch_route() -> None:
         results.append([loss.detach()] + [p.grad.clone() for p in model.parameters() if p.grad is not None])
     for a, b in zip(*results):
         assert torch.allclose(a, b, atol=1e-12, rtol=1e-10)
+    # the first pass ran the compiled kernels (both layers forward and dC, the second's dx),
+    # the second pass (disabled) none
+    assert sorted(set(calls)) == ["spline_coef_grad", "spline_forward", "spline_input_grad"]
+    assert calls.count("spline_forward") == 2
 
     knots, xs, coef = _case(3, n=9, n_in=2, n_out=2, grid=4, spread=1.3)
     base = torch.randn(xs.shape[0], 2, dtype=F64)
