@@ -121,22 +121,36 @@ def build(path: Path | None = None) -> Path:
     return path
 
 
+def _disabled_by_environment() -> bool:
+    return os.environ.get("PHYSKAN_NATIVE", "1").strip().lower() in ("0", "false", "no", "off")
+
+
+def _open() -> ctypes.CDLL:
+    """Build the library if this source has none yet, load it and declare its functions.
+
+    Raises:
+        RuntimeError, OSError, subprocess.TimeoutExpired: no compiler, a failed build or load,
+        an ABI mismatch.
+    """
+    path = library_path()
+    if not path.exists():
+        build(path)
+    lib = ctypes.CDLL(str(path))
+    lib.physkan_spline_abi.restype = ctypes.c_int64
+    lib.physkan_spline_max_order.restype = ctypes.c_int64
+    if lib.physkan_spline_abi() != ABI:
+        raise RuntimeError(f"{path}: ABI {lib.physkan_spline_abi()}, expected {ABI}")
+    for name in ("forward", "coef_grad", "input_grad"):
+        for suffix in _DTYPES.values():
+            getattr(lib, f"physkan_spline_{name}_{suffix}").restype = None
+    return lib
+
+
 def _load() -> ctypes.CDLL | None:
-    if os.environ.get("PHYSKAN_NATIVE", "1").strip().lower() in ("0", "false", "no", "off"):
+    if _disabled_by_environment():
         return None
     try:
-        path = library_path()
-        if not path.exists():
-            build(path)
-        lib = ctypes.CDLL(str(path))
-        lib.physkan_spline_abi.restype = ctypes.c_int64
-        lib.physkan_spline_max_order.restype = ctypes.c_int64
-        if lib.physkan_spline_abi() != ABI:
-            raise RuntimeError(f"{path}: ABI {lib.physkan_spline_abi()}, expected {ABI}")
-        for name in ("forward", "coef_grad", "input_grad"):
-            for suffix in _DTYPES.values():
-                getattr(lib, f"physkan_spline_{name}_{suffix}").restype = None
-        return lib
+        return _open()
     except Exception as err:  # no compiler, read-only cache, foreign platform: PyTorch route
         _log.info("physkan native B-spline kernels unavailable (%s); using the PyTorch route", err)
         return None
@@ -234,13 +248,13 @@ def spline_input_grad(x: Tensor, t0: Tensor, h: Tensor, n_basis: int, k: int, d:
 
 def _main() -> int:
     """``python -m physkan.kan.native``: build (if needed) and load; print where, or why not."""
+    if _disabled_by_environment():
+        print("physkan native kernels: disabled (PHYSKAN_NATIVE)", file=sys.stderr)
+        return 1
     try:
-        path = library_path()
-        if not path.exists():
-            build(path)
-        ok = available(torch.zeros(1))
+        _state["lib"] = _open()
     except Exception as err:  # noqa: BLE001 - reported, the PyTorch route stays
         print(f"physkan native kernels not built: {err}", file=sys.stderr)
         return 1
-    print(f"physkan native kernels: {path}" if ok else "physkan native kernels: disabled or failed to load")
-    return 0 if ok else 1
+    print(f"physkan native kernels: {library_path()}")
+    return 0
