@@ -6,10 +6,13 @@ Each ``ddp_spawn`` fit starts two Python workers (~5-10 s on a loaded 2-core box
 
 from __future__ import annotations
 
+import atexit
 import math
+from pathlib import Path
 
 import pytest
 import torch
+from pytorch_lightning.callbacks import Callback
 
 from physkan.kan import KAN
 from physkan.train import RegressionObjective, fit
@@ -36,6 +39,32 @@ class FailsOnRankOne(RegressionObjective):
         if torch.distributed.get_rank() == 1 and self.calls >= 3:
             raise FloatingPointError("rank one blew up")
         return super().loss(model, batch)
+
+
+def _record_group_state(path: str) -> None:
+    Path(path).write_text("alive" if torch.distributed.is_initialized() else "destroyed")
+
+
+class RecordsGroupAtExit(Callback):
+    """In each worker, registers an exit handler that writes whether the process group is
+    still alive when the worker shuts down (module level: picklable)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def setup(self, trainer, pl_module, stage) -> None:
+        rank = torch.distributed.get_rank()
+        atexit.register(_record_group_state, str(self.folder / f"rank{rank}"))
+
+
+@pytest.mark.timeout(180)
+def test_ddp_workers_destroy_the_gloo_group_before_they_exit(tmp_path: Path) -> None:
+    """A gloo group left alive into interpreter shutdown can abort a worker (SIGABRT) after a
+    fit that succeeded; each worker destroys it first."""
+    fit(KAN([2, 1], seed=0), RegressionObjective(), regression_data(), steps=2, optimizer="adam",
+        callbacks=[RecordsGroupAtExit(tmp_path)], **ddp())  # fmt: skip
+    states = {p.name: p.read_text() for p in tmp_path.iterdir()}
+    assert states == {"rank0": "destroyed", "rank1": "destroyed"}
 
 
 @pytest.mark.timeout(180)

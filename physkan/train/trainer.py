@@ -17,7 +17,9 @@ Conventions (see also :mod:`physkan.train.module` and :mod:`physkan.train.data`)
 
 from __future__ import annotations
 
+import atexit
 import logging
+import multiprocessing
 import tempfile
 import time
 import warnings
@@ -93,6 +95,42 @@ def _quiet_callback() -> _Quiet:
     return _Quiet()
 
 
+def _gloo_group_alive() -> bool:
+    """Whether this process holds an initialised default process group on the gloo backend."""
+    dist = torch.distributed
+    return dist.is_available() and dist.is_initialized() and dist.get_backend() == "gloo"
+
+
+def _destroy_gloo_group() -> None:
+    """Destroy the default gloo process group if it is still alive (idempotent)."""
+    if _gloo_group_alive():
+        torch.distributed.destroy_process_group()
+
+
+class _ReleaseProcessGroup(Callback):
+    """Destroys the gloo process group of a DDP run before the process holding it exits.
+
+    Lightning destroys only NCCL groups (at exit). A gloo group left alive into interpreter
+    shutdown can abort its process while gloo's C++ threads still hold work ("terminate called
+    without an active exception", SIGABRT): seen, rarely, in ``ddp_spawn`` CPU workers, where it
+    fails a fit that had finished. In a ``ddp_spawn``/``ddp_fork`` worker the group is destroyed
+    at ``teardown``: the worker is done with it (Lightning hands the results back through a
+    queue and a file, no collective). Where the group outlives the fit (``strategy="ddp"``,
+    whose rank 0 is the caller's process) it is destroyed at exit instead.
+    """
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if _gloo_group_alive():
+            atexit.unregister(_destroy_gloo_group)  # once per process, however many fits
+            atexit.register(_destroy_gloo_group)
+
+    def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        in_worker = multiprocessing.parent_process() is not None
+        launched_here = getattr(trainer.strategy, "_start_method", "popen") != "popen"
+        if in_worker and launched_here:
+            _destroy_gloo_group()
+
+
 def resolve_precision(precision: Precision) -> str:
     """Lightning precision string: 64 / "64" -> "64-true", 32 / "32" -> "32-true"."""
     if precision in (64, "64", "64-true"):
@@ -145,6 +183,7 @@ def make_trainer(
     cbs = list(callbacks)
     if quiet:
         cbs.append(_Quiet())
+    cbs.append(_ReleaseProcessGroup())
     bar = progress_bar(progress)
     if bar is not None:
         cbs.append(bar)
