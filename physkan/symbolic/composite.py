@@ -9,6 +9,7 @@ save, load and export like any other (``get_symbolic`` builds it back from the n
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -77,11 +78,16 @@ def fit_composition(
     *,
     r2_threshold: float = 0.999,
     weight_simple: float = 0.8,
+    min_score: float | None = None,
 ) -> CompositeFit | None:
     """Best composite ``f(alpha h(x) + beta)`` over library pairs, or ``None`` below ``r2_threshold``.
 
     ``x, y``: ``(N,)`` pre- and post-activations of one edge. The inner constants are snapped
     to simple numbers and the outer ``c, d`` refit by least squares, so the name is exact.
+    ``min_score``: the score a composite must beat (e.g. the best single function's); a pair
+    that cannot beat it, or the best composite so far, even with ``r2 = 1`` is not fitted (a
+    composite's score is :func:`score_candidate` of its r² and ``f.complexity + h.complexity``),
+    so the answer is the same as without the bound, or ``None`` where no composite beats it.
     Stops early (best so far) once :func:`physkan.budget.current_budget` has expired.
     """
     from physkan.symbolic.fit import fit_coefficients_closed_form
@@ -92,13 +98,23 @@ def fit_composition(
     inner = [h for h in library.values() if h.name not in ("0", "x")]
     outer = [f for f in library.values() if f.name not in ("0", "x")]
     budget = current_budget()  # once spent: the best composite so far
+
+    def can_win(f: SymbolicFunction, h: SymbolicFunction) -> bool:
+        bound = score_candidate(1.0, f.complexity + h.complexity, weight_simple)
+        floor = max(-math.inf if min_score is None else min_score, -math.inf if best is None else best.score)
+        return bound > floor
+
     for h in inner:
+        if not any(can_win(f, h) for f in outer):
+            continue
         u = h.torch_fn(x64)
         if not torch.isfinite(u).all() or float(u.std()) < 1e-9:
             continue
         for f in outer:
             if budget.check():
                 return best
+            if not can_win(f, h):
+                continue
             fit = affine_fit(u, y64, f)
             if fit.r2 < r2_threshold:
                 continue

@@ -246,9 +246,11 @@ def _composite_choice(pre: Tensor, post: Tensor, lib: Mapping[str, SymbolicFunct
     when it beats the best single function's score."""
     from physkan.symbolic.composite import fit_composition
 
+    floor = max((c.score for c in good), default=None)  # a composite must beat the best single
     with budget_scope(current_budget().child(seconds=seconds)):
-        comp = fit_composition(pre, post, lib, r2_threshold=r2_threshold, weight_simple=weight_simple)
-    if comp is None or (good and comp.score <= max(c.score for c in good)):
+        comp = fit_composition(pre, post, lib, r2_threshold=r2_threshold, weight_simple=weight_simple,
+                               min_score=floor)  # fmt: skip
+    if comp is None or (floor is not None and comp.score <= floor):
         return None  # the single function is the shorter description
     return AffineFit(1.0, 0.0, comp.c, comp.d, comp.r2, comp.name)
 
