@@ -4,6 +4,8 @@ holding NaN would give it, and the PyTorch route whenever the kernels cannot be 
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 import torch
 from torch.autograd import gradcheck, gradgradcheck
@@ -207,3 +209,100 @@ def test_inconsistent_shapes_raise_instead_of_reading_past_memory() -> None:
         native.spline_forward(x, t0[:-1], h, 9, 3, m, coef)
     with pytest.raises(ValueError, match="full"):
         native.spline_input_grad(x, t0, h, 9, 3, m, torch.zeros(x.shape[0], 5, dtype=F64))
+    with pytest.raises(ValueError, match="grid"):
+        native.spline_basis(x, knots[:-1], 3)
+    with pytest.raises(ValueError, match="knots"):
+        native.spline_basis(x, knots[:, :4], 3)
+
+
+def _general_knots(k: int, dtype, trial: int, n_in: int = 3):
+    """Sorted random knots (a repeated one every fourth trial) and points inside, outside,
+    on knots, NaN and infinite."""
+    gen = torch.Generator().manual_seed(100 * k + trial)
+    knots = torch.sort(torch.randn(n_in, 6 + 2 * k + trial % 5, generator=gen, dtype=F64) * 2, dim=1).values
+    if trial % 4 == 0:
+        knots[:, 3] = knots[:, 2]
+    x = torch.randn(300, n_in, generator=gen, dtype=F64) * 3
+    x[0, 0], x[1, 1], x[2, 2] = float("nan"), float("inf"), -float("inf")
+    x[3, 0], x[4, 0], x[5, 1] = knots[0, 0], knots[0, -1], knots[1, 3]
+    return knots.to(dtype), x.to(dtype)
+
+
+@needs_native
+@pytest.mark.parametrize("dtype", [torch.float32, F64])
+def test_basis_kernel_gives_the_same_bits_as_the_pytorch_route_on_any_knots(dtype) -> None:
+    """Non-uniform knots (what update_grid makes): the compiled dense basis is bit for bit the
+    de Boor triangle of the PyTorch route, NaN and infinite points and repeated knots included."""
+    for k in (1, 2, 3, 4, 5):
+        for trial in range(8):
+            knots, x = _general_knots(k, dtype, trial)
+            fast = native.spline_basis(x, knots, k)
+            with native.disabled():
+                slow = bspline_basis(x, knots, k)
+            assert fast.dtype == dtype and fast.shape == slow.shape
+            assert torch.equal(fast, slow), (k, trial)
+
+
+@needs_native
+def test_basis_kernels_keep_every_derivative(monkeypatch) -> None:
+    """Inference and training take the compiled basis (reverse mode: a compiled first-order
+    backward, equal to autograd through the PyTorch route to 1e-12); a backward with
+    create_graph differentiates the PyTorch route (Hessians); forward mode and torch.func
+    keep the PyTorch route."""
+    calls = {"basis": 0, "grad": 0}
+    real_basis, real_grad = native.spline_basis, native.spline_basis_grad
+
+    def count(name, fn):
+        def wrapped(*args):
+            calls[name] += 1
+            return fn(*args)
+        return wrapped
+
+    monkeypatch.setattr(native, "spline_basis", count("basis", real_basis))
+    monkeypatch.setattr(native, "spline_basis_grad", count("grad", real_grad))
+    knots, x = _general_knots(3, F64, 1)
+    x = x[6:].contiguous()  # finite points
+    gen = torch.Generator().manual_seed(5)
+    weights = torch.randn(x.shape[0], x.shape[1], knots.shape[1] - 4, generator=gen, dtype=F64)
+    bspline_basis(x, knots, 3)
+    with torch.no_grad():
+        bspline_basis(x.requires_grad_(), knots, 3)
+    assert calls == {"basis": 2, "grad": 0}
+    xg = x.detach().requires_grad_()
+    (gx,) = torch.autograd.grad((bspline_basis(xg, knots, 3) * weights).sum(), xg)
+    assert calls == {"basis": 3, "grad": 1}
+    with native.disabled():
+        (ref,) = torch.autograd.grad((bspline_basis(xg, knots, 3) * weights).sum(), xg)
+    assert torch.allclose(gx, ref, rtol=1e-12, atol=1e-12)
+    few = x[:12].detach().requires_grad_()
+    assert gradgradcheck(lambda v: (bspline_basis(v, knots, 3) * weights[:12]).sum(-1), (few,))
+    before = calls["basis"]
+    jac = torch.func.jacfwd(lambda v: (bspline_basis(v, knots, 3) * weights[:4]).sum((-1, -2)))(x[:4].detach())
+    assert torch.allclose(jac.sum(0), ref[:4], rtol=1e-12, atol=1e-12)  # forward mode agrees
+    with torch.autograd.forward_ad.dual_level():
+        dual = torch.autograd.forward_ad.make_dual(x.detach(), torch.ones_like(x))
+        tangent = torch.autograd.forward_ad.unpack_dual(bspline_basis(dual, knots, 3)).tangent
+    assert tangent is not None
+    assert calls["basis"] == before  # jacfwd and the dual tensor: the PyTorch route
+
+
+@needs_native
+def test_layer_on_an_adaptive_grid_trains_the_same_with_the_kernels() -> None:
+    """A KAN whose grid update left non-uniform knots (grid_eps < 1): a few Adam steps give
+    the same parameters with and without the compiled basis (float64, to 1e-12)."""
+    gen = torch.Generator().manual_seed(2)
+    x = torch.randn(400, 2, generator=gen, dtype=F64)
+    y = torch.sin(x[:, :1]) * x[:, 1:]
+    models = []
+    for use_native in (True, False):
+        model = MultKAN([2, 4, 1], grid=5, grid_eps=0.02, seed=0).double()
+        model.update_grid(x)
+        opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+        with contextlib.nullcontext() if use_native else native.disabled():
+            for _ in range(5):
+                opt.zero_grad()
+                ((model(x) - y) ** 2).mean().backward()
+                opt.step()
+        models.append(model)
+    for a, b in zip(models[0].parameters(), models[1].parameters(), strict=True):
+        assert torch.allclose(a, b, rtol=1e-12, atol=1e-12)

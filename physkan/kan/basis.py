@@ -10,7 +10,9 @@ Families shipped here:
   ``k + 1`` non-zero functions at each point are evaluated (local de Boor recursion on
   ``(N, in)`` tensors, no loop over points) and scattered into the dense result, so the
   cost is ``O(N in k^2)`` plus one write of the output; autograd gives exact derivatives
-  of any order (``create_graph=True``).
+  of any order (``create_graph=True``). On knots that are not uniform the compiled kernels
+  of :mod:`physkan.kan.native` write the same bits in one pass, with a compiled first-order
+  backward (a backward with ``create_graph`` differentiates the PyTorch route).
 * ``"rbf"`` - Gaussian radial basis functions centred on the grid points (FastKAN-style).
 
 The registry :data:`BASIS_FAMILIES` (a :class:`physkan.registry.Registry`) holds them; plugins
@@ -22,11 +24,14 @@ from __future__ import annotations
 
 import difflib
 from abc import ABC, abstractmethod
+from typing import Any
 
 import torch
 from torch import Tensor
+from torch.autograd import Function, forward_ad
 
 from physkan.errors import UserError
+from physkan.kan import native
 from physkan.registry import BUILTIN, Registry
 
 __all__ = [
@@ -195,17 +200,66 @@ def _local_general(x: Tensor, grid: Tensor, k: int) -> tuple[Tensor, Tensor, lis
     return span, inside, values
 
 
+def _functorch_wrapped(t: Tensor) -> bool:
+    check = getattr(torch._C._functorch, "is_functorch_wrapped_tensor", None)
+    return bool(check(t)) if check is not None else False
+
+
+def _compiled_ok(x: Tensor, grid: Tensor) -> bool:
+    """Whether the compiled basis keeps every derivative being taken: reverse mode through
+    ``x`` only (it has its own backward), no forward-mode tangent and no ``torch.func``
+    wrapper (a compiled kernel would drop them)."""
+    if torch.is_grad_enabled() and grid.requires_grad:
+        return False
+    if _functorch_wrapped(x) or _functorch_wrapped(grid):
+        return False
+    return forward_ad.unpack_dual(x).tangent is None and forward_ad.unpack_dual(grid).tangent is None
+
+
+class _CompiledBasis(Function):
+    """``x (N, in)`` -> basis ``(N, in, nb)`` on non-uniform knots from the compiled kernels;
+    first-order ``dL/dx`` compiled too; a backward that needs a graph (``create_graph=True``)
+    differentiates the PyTorch route instead (any order)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, grid: Tensor, k: int) -> Tensor:  # type: ignore[override]
+        ctx.save_for_backward(x, grid)
+        ctx.k = k
+        return native.spline_basis(x, grid, k)
+
+    @staticmethod
+    def backward(ctx: Any, g: Tensor) -> tuple[Tensor | None, None, None]:  # type: ignore[override]
+        x, grid = ctx.saved_tensors
+        if torch.is_grad_enabled():
+            with torch.enable_grad():
+                (gx,) = torch.autograd.grad(_torch_basis(x, grid, ctx.k, False), x, g, create_graph=True)
+            return gx, None, None
+        return native.spline_basis_grad(x, grid, ctx.k, g), None, None
+
+
 def bspline_basis(x: Tensor, grid: Tensor, k: int) -> Tensor:
     """B-spline basis of order ``k``: ``x (N, in)``, ``grid (in, M)`` -> ``(N, in, M - 1 - k)``.
 
     Only the ``k + 1`` functions that are non-zero at each point are evaluated (closed form
     on uniform grids, the de Boor triangle otherwise), then scattered into the dense result
-    in one pass. Plain differentiable torch ops, so derivatives of any order are exact.
+    in one pass, by differentiable torch ops (derivatives of any order are exact), or, on
+    knots that are not uniform and where the kernels build, by :mod:`physkan.kan.native`:
+    the same bits, with a compiled first-order backward in ``x`` (:class:`_CompiledBasis`).
     Points outside ``[grid[0], grid[-1])`` get zeros.
     """
+    uniform = _is_uniform(grid)
+    if not uniform and grid.shape[1] >= k + 2 and _compiled_ok(x, grid) and native.available(x, grid, k=k):
+        if torch.is_grad_enabled() and x.requires_grad:
+            return _CompiledBasis.apply(x, grid, k)
+        return native.spline_basis(x, grid, k)  # the same bits as below, one compiled pass
+    return _torch_basis(x, grid, k, uniform)
+
+
+def _torch_basis(x: Tensor, grid: Tensor, k: int, uniform: bool) -> Tensor:
+    """The PyTorch route of :func:`bspline_basis` (differentiable to any order)."""
     n_pts, n_in = x.shape
     n_basis = grid.shape[1] - 1 - k
-    local = _local_uniform if _is_uniform(grid) else _local_general
+    local = _local_uniform if uniform else _local_general
     span, inside, values = local(x, grid, k)
     first = span - k  # index of the first non-zero function, (N, in)
     base = torch.arange(n_pts * n_in, device=x.device).view(n_pts, n_in) * n_basis + first

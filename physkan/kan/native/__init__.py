@@ -9,6 +9,9 @@ compute the local values on the fly and never build it:
 * :func:`spline_coef_grad`  ``dL/dcoef (in * nb, out)`` from ``g = dL/dy (N, out)``
 * :func:`spline_input_grad` ``dL/dx (N, in)`` from ``g @ coef^T`` (first order; backwards
   with ``create_graph`` keep to the differentiable PyTorch route)
+* :func:`spline_basis`      the dense basis ``(N, in, nb)`` on any non-decreasing knots, the
+  same bits as :func:`physkan.kan.basis.bspline_basis`'s PyTorch route
+* :func:`spline_basis_grad` its first-order ``dL/dx (N, in)`` from ``dL/dbasis``
 
 Build: on first use ``bspline.c`` is compiled with the system C compiler (``$PHYSKAN_CC``,
 ``$CC``, ``cc``, ``gcc`` or ``clang``; -O3, C99, OpenMP, about a second) into the user
@@ -43,7 +46,8 @@ import torch
 from torch import Tensor
 
 __all__ = [
-    "available", "build", "disabled", "library_path", "spline_coef_grad", "spline_forward", "spline_input_grad",
+    "available", "build", "disabled", "library_path", "spline_basis", "spline_basis_grad", "spline_coef_grad",
+    "spline_forward", "spline_input_grad",
 ]
 
 _log = logging.getLogger(__name__)
@@ -52,7 +56,7 @@ SOURCE = Path(__file__).with_name("bspline.c")
 #: compiler flags: -std=c99 keeps floating-point contraction off (the same bits on every CPU)
 FLAGS = ("-O3", "-std=c99", "-fno-trapping-math", "-fopenmp", "-fPIC", "-shared")
 #: the ABI version ``bspline.c`` reports (``physkan_spline_abi``)
-ABI = 1
+ABI = 2
 #: seconds a build may take before it is abandoned (the PyTorch route is used)
 BUILD_TIMEOUT_S = 120.0
 _DTYPES = {torch.float32: "f32", torch.float64: "f64"}
@@ -140,7 +144,7 @@ def _open() -> ctypes.CDLL:
     lib.physkan_spline_max_order.restype = ctypes.c_int64
     if lib.physkan_spline_abi() != ABI:
         raise RuntimeError(f"{path}: ABI {lib.physkan_spline_abi()}, expected {ABI}")
-    for name in ("forward", "coef_grad", "input_grad"):
+    for name in ("forward", "coef_grad", "input_grad", "basis", "basis_grad"):
         for suffix in _DTYPES.values():
             getattr(lib, f"physkan_spline_{name}_{suffix}").restype = None
     return lib
@@ -243,6 +247,45 @@ def spline_input_grad(x: Tensor, t0: Tensor, h: Tensor, n_basis: int, k: int, d:
     gx = x.new_empty(n, n_in)
     _fn("input_grad", x.dtype)(_ptr(x), _i(n), _i(n_in), _ptr(t0), _ptr(h), _i(n_basis), _i(k), _ptr(d),
                                _ptr(full), _i(full.shape[1]), _ptr(gx), _i(_threads()))  # fmt: skip
+    return gx
+
+
+def spline_basis(x: Tensor, grid: Tensor, k: int) -> Tensor:
+    """The B-spline basis ``(N, in, M - 1 - k)`` of ``x (N, in)`` on the knots ``grid (in, M)``
+    (any non-decreasing rows), bit for bit what the PyTorch route of
+    :func:`physkan.kan.basis.bspline_basis` gives on such a grid. No autograd here (the
+    caller pairs it with :func:`spline_basis_grad`). Inputs must satisfy :func:`available`."""
+    _check_knots(x, grid, k)
+    n_knots = grid.shape[1]
+    x, grid = x.contiguous(), grid.contiguous()
+    n, n_in = x.shape
+    out = x.new_empty(n, n_in, n_knots - 1 - k)
+    if out.numel() == 0:
+        return out
+    _fn("basis", x.dtype)(_ptr(x), _i(n), _i(n_in), _ptr(grid), _i(n_knots), _i(k), _ptr(out),
+                          _i(_threads()))  # fmt: skip
+    return out
+
+
+def _check_knots(x: Tensor, grid: Tensor, k: int) -> None:
+    if x.dim() != 2 or grid.dim() != 2 or grid.shape[0] != x.shape[1]:
+        raise ValueError(f"x (N, in) with grid (in, M): got {tuple(x.shape)}, {tuple(grid.shape)}")
+    if grid.shape[1] < k + 2:
+        raise ValueError(f"grid: need at least k + 2 = {k + 2} knots per input, got {grid.shape[1]}")
+
+
+def spline_basis_grad(x: Tensor, grid: Tensor, k: int, g: Tensor) -> Tensor:
+    """``dL/dx (N, in)`` of :func:`spline_basis` for ``g = dL/dbasis (N, in, M - 1 - k)``
+    (first order; the same numbers as autograd through the PyTorch route, to rounding)."""
+    _check_knots(x, grid, k)
+    if g.shape != (x.shape[0], x.shape[1], grid.shape[1] - 1 - k):
+        raise ValueError(f"g: expected {(x.shape[0], x.shape[1], grid.shape[1] - 1 - k)}, got {tuple(g.shape)}")
+    x, grid, g = x.contiguous(), grid.contiguous(), g.contiguous()
+    gx = x.new_empty(x.shape)
+    if gx.numel() == 0:
+        return gx
+    _fn("basis_grad", x.dtype)(_ptr(x), _i(x.shape[0]), _i(x.shape[1]), _ptr(grid), _i(grid.shape[1]), _i(k),
+                               _ptr(g), _ptr(gx), _i(_threads()))  # fmt: skip
     return gx
 
 

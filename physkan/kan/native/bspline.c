@@ -18,6 +18,10 @@
  * (n, in*nb) basis tensor written or read. A non-finite u gives NaN where a dense basis row
  * holding NaN would; points outside the knots have no active function (zero basis row).
  *
+ * Two more kernels serve the dense path of small layers on any non-decreasing knots (the
+ * grids update_grid makes with grid_eps < 1 are not uniform): basis writes the dense basis
+ * (n, in, nb) in one pass, basis_grad its first-order input gradient (see DEFINE_BASIS).
+ *
  * Determinism: every output element is one thread's sum in a fixed order (forward and
  * input_grad split points, coef_grad splits inputs, whose coefficient rows are disjoint),
  * and the file is built with -std=c99 (no floating-point contraction), so results are the
@@ -241,10 +245,109 @@ typedef struct {
         free(w);                                                                              \
     }
 
+/* The dense basis (n, in, nb) on any non-decreasing knots t (in, m), nb = m - 1 - k: the
+ * de Boor triangle of the PyTorch route (physkan.kan.basis._local_general) in the same
+ * operations and order, so the same bits. Span s: the last knot <= x (searchsorted, right);
+ * rows with s outside [0, m - 2] (x outside [t_0, t_{m-1}), or NaN) stay zero. The knots
+ * beyond the ends are t_0 - j h_lo and t_{m-1} + j h_hi (j = 1..k; the end spacings clamped
+ * to >= 1e-12), as _pad_knots makes them. Args: x, coef = knots, out, out_dim = m. */
+#define DEFINE_BASIS(S, T)                                                                    \
+    static inline T knot_##S(const T *t, int64_t m, int64_t j, T h_lo, T h_hi) {              \
+        if (j < 0) return t[0] - h_lo * (T)(-j);                                              \
+        if (j > m - 1) return t[m - 1] + h_hi * (T)(j - (m - 1));                             \
+        return t[j];                                                                          \
+    }                                                                                         \
+    /* Span of xv (the last knot <= xv) or -1 when it lies outside [t_0, t_{m-1}) or is     \
+     * NaN; then vals[0..order] of the order-`order` functions non-zero there. */             \
+    static inline int64_t triangle_##S(const T *t, int64_t m, T xv, int64_t order, T *vals) { \
+        T left[MAX_ORDER + 1], right[MAX_ORDER + 1];                                          \
+        int64_t lo = 0, hi = m; /* first knot > xv */                                         \
+        while (lo < hi) {                                                                     \
+            const int64_t mid = lo + (hi - lo) / 2;                                           \
+            if (t[mid] <= xv) lo = mid + 1;                                                   \
+            else hi = mid;                                                                    \
+        }                                                                                     \
+        const int64_t s = lo - 1;                                                             \
+        if (s < 0 || s > m - 2) return -1;                                                    \
+        const T d_lo = t[1] - t[0], d_hi = t[m - 1] - t[m - 2];                               \
+        const T h_lo = d_lo > (T)1e-12 ? d_lo : (T)1e-12;                                     \
+        const T h_hi = d_hi > (T)1e-12 ? d_hi : (T)1e-12;                                     \
+        for (int64_t j = 1; j <= order; ++j) {                                                \
+            left[j] = xv - knot_##S(t, m, s + 1 - j, h_lo, h_hi);                             \
+            right[j] = knot_##S(t, m, s + j, h_lo, h_hi) - xv;                                \
+        }                                                                                     \
+        vals[0] = (T)1;                                                                       \
+        for (int64_t j = 1; j <= order; ++j) {                                                \
+            T saved = (T)0;                                                                   \
+            for (int64_t r = 0; r < j; ++r) {                                                 \
+                const T den = right[r + 1] + left[j - r];                                     \
+                const T temp = vals[r] / (den == (T)0 ? (T)1 : den);                          \
+                vals[r] = saved + right[r + 1] * temp;                                        \
+                saved = left[j - r] * temp;                                                   \
+            }                                                                                 \
+            vals[j] = saved;                                                                  \
+        }                                                                                     \
+        return s;                                                                             \
+    }                                                                                         \
+    CLONES static void basis_##S(const Args *a, int64_t b0, int64_t b1) {                     \
+        const T *x = a->x, *knots = a->coef;                                                  \
+        T *out = a->out;                                                                      \
+        const int64_t in = a->in, nb = a->nb, k = a->k, m = a->out_dim;                       \
+        T vals[MAX_ORDER + 1];                                                                \
+        memset(out + b0 * in * nb, 0, sizeof(T) * (size_t)((b1 - b0) * in * nb));             \
+        for (int64_t b = b0; b < b1; ++b) {                                                   \
+            for (int64_t i = 0; i < in; ++i) {                                                \
+                const int64_t s = triangle_##S(knots + i * m, m, x[b * in + i], k, vals);     \
+                if (s < 0) continue;                                                          \
+                T *row = out + (b * in + i) * nb;                                             \
+                for (int64_t r = 0; r <= k; ++r) {                                            \
+                    const int64_t idx = s - k + r;                                            \
+                    if (idx >= 0 && idx < nb) row[idx] = vals[r];                             \
+                }                                                                             \
+            }                                                                                 \
+        }                                                                                     \
+    }                                                                                         \
+    /* gx[b, i] = sum_j g[b, i, j] dB_j/dx, with dB_j/dx = k (B_{j,k-1} / (t_{j+k} - t_j)   \
+     * - B_{j+1,k-1} / (t_{j+k+1} - t_{j+1})) from the order k-1 triangle (a term with a    \
+     * zero knot span is zero); zero where the basis row is. Args: g = dL/dbasis. */         \
+    CLONES static void basis_grad_##S(const Args *a, int64_t b0, int64_t b1) {                \
+        const T *x = a->x, *knots = a->coef, *g = a->g;                                       \
+        T *gx = a->out;                                                                       \
+        const int64_t in = a->in, nb = a->nb, k = a->k, m = a->out_dim;                       \
+        T vals[MAX_ORDER + 1];                                                                \
+        for (int64_t b = b0; b < b1; ++b) {                                                   \
+            for (int64_t i = 0; i < in; ++i) {                                                \
+                const T *t = knots + i * m;                                                   \
+                const int64_t s = triangle_##S(t, m, x[b * in + i], k - 1, vals);             \
+                T acc = (T)0;                                                                 \
+                if (s >= 0) {                                                                 \
+                    const T *gr = g + (b * in + i) * nb;                                      \
+                    for (int64_t r = 0; r <= k; ++r) {                                        \
+                        const int64_t j = s - k + r;                                          \
+                        if (j < 0 || j >= nb) continue;                                       \
+                        T d = (T)0;                                                           \
+                        if (r >= 1) {                                                         \
+                            const T den = t[j + k] - t[j];                                    \
+                            if (den != (T)0) d += vals[r - 1] / den;                          \
+                        }                                                                     \
+                        if (r <= k - 1) {                                                     \
+                            const T den = t[j + k + 1] - t[j + 1];                            \
+                            if (den != (T)0) d -= vals[r] / den;                              \
+                        }                                                                     \
+                        acc += gr[j] * ((T)k * d);                                            \
+                    }                                                                         \
+                }                                                                             \
+                gx[b * in + i] = acc;                                                         \
+            }                                                                                 \
+        }                                                                                     \
+    }
+
 DEFINE_HELPERS(f32, float, floorf)
 DEFINE_HELPERS(f64, double, floor)
 DEFINE_KERNELS(f32, float)
 DEFINE_KERNELS(f64, double)
+DEFINE_BASIS(f32, float)
+DEFINE_BASIS(f64, double)
 
 typedef void (*Kernel)(const Args *, int64_t, int64_t);
 
@@ -290,11 +393,22 @@ static void parallel(Kernel fn, const Args *a, int64_t total, int64_t threads) {
                                             int64_t threads) {                                \
         Args a = {x, t0, h, NULL, d, NULL, full, gx, n, in, nb, k, width};                    \
         parallel(input_grad_##SUFFIX, &a, n, threads);                                        \
+    }                                                                                         \
+    void physkan_spline_basis_##SUFFIX(const T *x, int64_t n, int64_t in, const T *knots,     \
+                                       int64_t m, int64_t k, T *out, int64_t threads) {       \
+        Args a = {x, NULL, NULL, NULL, NULL, knots, NULL, out, n, in, m - 1 - k, k, m};       \
+        parallel(basis_##SUFFIX, &a, n, threads);                                             \
+    }                                                                                         \
+    void physkan_spline_basis_grad_##SUFFIX(const T *x, int64_t n, int64_t in, const T *knots, \
+                                            int64_t m, int64_t k, const T *g, T *gx,          \
+                                            int64_t threads) {                                \
+        Args a = {x, NULL, NULL, NULL, NULL, knots, g, gx, n, in, m - 1 - k, k, m};           \
+        parallel(basis_grad_##SUFFIX, &a, n, threads);                                        \
     }
 
 DEFINE_ENTRY(f32, float)
 DEFINE_ENTRY(f64, double)
 
 /* ABI version the loader checks (bump when a signature changes); largest supported k. */
-int64_t physkan_spline_abi(void) { return 1; }
+int64_t physkan_spline_abi(void) { return 2; }
 int64_t physkan_spline_max_order(void) { return MAX_ORDER; }
